@@ -1,0 +1,87 @@
+"""`steer bench walk`: how close a walk step is to the work it cannot avoid, against a
+plain reference loop, and the peak memory of `steer walk`, measured side by side."""
+from __future__ import annotations
+
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+from .edits import get_edit
+from .fit import FitConfig, fit_walk
+from .losses import masked_l2
+from .walks import make_walk
+
+
+def _time(fn, repeats: int) -> float:
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def bench_walk(generator, edit_name: str = "zoom", batch: int = 16, steps: int = 30, rounds: int = 5,
+               memory: bool = True, model_name: str | None = None) -> dict:
+    edit = get_edit(edit_name)
+    G = generator.eval().requires_grad_(False)
+    z, classes = G.sample(batch, seed=0)
+    shape = tuple(z.shape[1:])
+
+    def floor_once():
+        # the unavoidable work: the target's forward without gradient, and one forward and
+        # backward through G to the latent
+        with torch.no_grad():
+            G.synthesize(z, classes)
+        latent = z.clone().requires_grad_(True)
+        G.synthesize(latent, classes).sum().backward()
+
+    def ours(n):
+        walk = make_walk("linear", edit, shape, G.resolution)
+        fit_walk(G, walk, edit, FitConfig(steps=n, batch=batch, checkpoint_every=10**9), progress=False)
+
+    def reference(n):
+        # the straightforward loop: G's weights left requiring grad, target built with grad
+        G.requires_grad_(True)
+        walk = make_walk("linear", edit, shape, G.resolution).to(G.device)
+        opt = torch.optim.Adam(walk.parameters(), lr=edit.lr)
+        gen = torch.Generator().manual_seed(0)
+        for step in range(n):
+            zz, cc = G.sample(batch, seed=step)
+            alpha = edit.sample_train(batch, gen, G.resolution)
+            target, mask = edit(G.synthesize(zz, cc), alpha.to(G.device))
+            loss = masked_l2(G.synthesize(walk.apply(zz, alpha, edit, G.resolution), cc), target, mask)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        G.requires_grad_(False)
+
+    floor_once(), ours(3), reference(3)  # warm up
+    floors, steps_ours, steps_ref = [], [], []
+    for _ in range(rounds):  # interleaved, so drift in machine load hits all three alike
+        floors.append(_time(floor_once, steps))
+        steps_ours.append(_time(lambda: ours(steps), 1) / steps)
+        steps_ref.append(_time(lambda: reference(steps), 1) / steps)
+    floor, step, ref = (statistics.median(v) for v in (floors, steps_ours, steps_ref))
+    result = {
+        "model": model_name or G.name, "edit": edit.name, "batch": batch, "device": str(G.device),
+        "threads": torch.get_num_threads(),
+        "floor_ms": floor * 1e3, "step_ms": step * 1e3, "reference_step_ms": ref * 1e3,
+        "step_over_floor": step / floor, "speedup_over_reference": ref / step,
+    }
+    if memory:
+        result["peak_rss_gb_steer_walk"] = peak_memory_of_walk(model_name or G.name, edit.name, batch)
+    return result
+
+
+def peak_memory_of_walk(model: str, edit: str, batch: int, steps: int = 40) -> float:
+    """Peak resident memory (GB) of a real `steer walk` process at this batch size."""
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "steer.cli", "walk", "--model", model, "--edit", edit,
+                   "--batch", str(batch), "--steps", str(steps), "--out", out]
+        subprocess.run(command, check=True, capture_output=True)
+    # ru_maxrss is in kilobytes on Linux: the largest child seen so far
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2

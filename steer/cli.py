@@ -1,0 +1,374 @@
+"""The `steer` command. Thin: parse options, call the library, print where results went.
+
+Mistakes a user can fix raise SteerError (or click's usage errors): one line on stderr,
+exit status 2, no traceback.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .errors import SteerError
+
+from .generators.registry import DEFAULT_MODEL
+
+
+def writable_dir(path) -> Path:
+    """Create `path` if needed and prove it is writable, before any long work starts."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".steer-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise SteerError(f"cannot write to --out {path}: {e.strerror or e}; choose a writable folder") from None
+    return path
+
+
+def command_line() -> str:
+    return "steer " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """Steer and edit the latent spaces of pretrained GANs.
+
+    \b
+    Example:
+      steer walk --edit zoom          # learn a zoom walk on the bundled model
+    """
+
+
+@cli.command()
+@click.option("--data", default="shapes", show_default=True,
+              help="'shapes' (procedural) or a folder of images (sub-folders are classes).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (resumed when it holds a checkpoint).")
+@click.option("--resolution", default=32, show_default=True, type=int)
+@click.option("--steps", default=6000, show_default=True, type=click.IntRange(1))
+@click.option("--batch", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=2e-4, show_default=True, type=click.FloatRange(0, min_open=True))
+@click.option("--base-channels", default=32, show_default=True, type=click.IntRange(4))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default=None, help="cpu or cuda (default: cuda when present).")
+def train(data, out, resolution, steps, batch, lr, base_channels, seed, device):
+    """Train a class-conditional conv generator (dcgan) on shapes or an image folder.
+
+    Writes OUT/checkpoint.pt while training (Ctrl-C saves; rerun to resume), then the
+    model in bundled format under OUT/model/ and a sample grid OUT/samples.png.
+
+    \b
+    Example:
+      steer train --data shapes --out runs/dcgan-shapes32 --steps 6000
+    """
+    import torch
+
+    from .data.folder import folder_batches, load_folder
+    from .data.shapes import SHAPE_CLASSES, shapes_batches
+    from .generators.dcgan import DCGANDiscriminator, DCGANGenerator
+    from .generators.registry import save_generator
+    from .train import TrainConfig, train_gan
+    from .viz import save_grid
+
+    out = writable_dir(out)
+    if resolution < 8 or resolution & (resolution - 1):
+        raise SteerError(f"--resolution {resolution} must be a power of two, at least 8")
+    if data == "shapes":
+        class_names = list(SHAPE_CLASSES)
+        next_batch = shapes_batches(resolution=resolution, seed=seed)
+    else:
+        images, classes, class_names = load_folder(data, resolution)
+        next_batch = folder_batches(images, classes, seed=seed)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(seed)
+    G = DCGANGenerator(resolution=resolution, num_classes=len(class_names), base_channels=base_channels).to(device)
+    D = DCGANDiscriminator(resolution=resolution, num_classes=len(class_names),
+                           base_channels=max(8, base_channels * 3 // 4)).to(device)
+    config = TrainConfig(steps=steps, batch=batch, lr=lr, seed=seed)
+    G_ema = train_gan(G, D, next_batch, out, config)
+    minutes = G_ema.train_seconds / 60
+    card = (f"# {out.name}\n\nA class-conditional conv generator (steer's `dcgan` family) at "
+            f"{resolution}x{resolution}, trained by steer on `{data}` data.\n\n"
+            f"- classes: {', '.join(class_names)}\n- latent: z ~ N(0, I), {G.latent_dim}-d\n"
+            f"- training command: `{command_line()}`\n"
+            f"- wall time: {minutes:.1f} min on {device} ({torch.get_num_threads()} threads)\n")
+    save_generator(G_ema, out / "model", card, {"class_names": class_names})
+    z, c = G_ema.sample(64, seed=0, classes=torch.arange(64) % len(class_names))
+    with torch.no_grad():
+        save_grid(G_ema.synthesize(z, c), out / "samples.png", columns=8, upscale=2)
+    click.echo(f"model: {out / 'model'}  samples: {out / 'samples.png'}  ({minutes:.1f} min)")
+
+
+
+def parse_numbers(text: str, what: str, cast=float) -> list:
+    try:
+        values = [cast(v) for v in text.replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise SteerError(f"{what} must be a comma-separated list of numbers, got '{text}'") from None
+    if not values:
+        raise SteerError(f"{what} is empty")
+    return values
+
+
+def open_generator(model, device):
+    from .generators import load_generator
+    return load_generator(model, device=device)
+
+
+def pick_classes(generator, class_option, n):
+    """--class K -> K for every sample; none -> cycle through the classes."""
+    import torch
+    if not generator.num_classes:
+        if class_option is not None:
+            raise SteerError(f"{generator.name} is unconditional: drop --class")
+        return None
+    if class_option is None:
+        return torch.arange(n) % generator.num_classes
+    if not 0 <= class_option < generator.num_classes:
+        raise SteerError(f"--class {class_option} is out of range: {generator.name} has classes "
+                         f"0..{generator.num_classes - 1}")
+    return torch.full((n,), class_option, dtype=torch.int64)
+
+
+model_option = click.option("--model", default=DEFAULT_MODEL, show_default=True,
+                            help="Bundled model name, or a path to a model folder.")
+device_option = click.option("--device", default=None, help="cpu or cuda (default: cuda when present).")
+
+
+@cli.command()
+def models():
+    """List the bundled generators: resolution, classes and latent spaces.
+
+    \b
+    Example:
+      steer models
+    """
+    from .generators import bundled_models, load_generator
+    from .generators.registry import models_dir
+    names = bundled_models()
+    if not names:
+        click.echo(f"no bundled models in {models_dir()}")
+        return
+    click.echo(f"{'name':<22}{'family':<10}{'resolution':>10}{'classes':>9}  spaces")
+    for name in names:
+        g = load_generator(name, device="cpu")
+        family = getattr(g, "family", "?")
+        click.echo(f"{name:<22}{family:<10}{g.resolution:>10}{g.num_classes:>9}  {', '.join(g.spaces)}"
+                   + ("  (default)" if name == DEFAULT_MODEL else ""))
+
+
+@cli.command()
+@model_option
+@click.option("-n", "--num", default=16, show_default=True, type=click.IntRange(1, 1024), help="How many images.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--class", "class_", default=None, type=int, help="Class index for every image (default: cycle).")
+@click.option("--truncation", default=None, type=click.FloatRange(0, min_open=True))
+@click.option("--out", default="samples.png", show_default=True, type=click.Path(dir_okay=False), help="PNG grid to write.")
+@device_option
+def sample(model, num, seed, class_, truncation, out, device):
+    """Draw samples from a generator and write them as a grid PNG.
+
+    \b
+    Example:
+      steer sample -n 32 --seed 1 --out samples.png
+    """
+    import torch
+
+    from .viz import save_grid
+    G = open_generator(model, device)
+    writable_dir(Path(out).parent if Path(out).parent != Path("") else Path("."))
+    classes = pick_classes(G, class_, num)
+    z, c = G.sample(num, seed=seed, truncation=truncation, classes=classes)
+    with torch.no_grad():
+        images = G(z, c)
+    columns = min(num, 8)
+    save_grid(images, out, columns=columns, upscale=max(1, 128 // G.resolution))
+    click.echo(f"wrote {out}")
+
+
+@cli.command()
+@model_option
+@click.option("--edit", "edit_name", default="zoom", show_default=True,
+              help="zoom, shift_x, shift_y, rotate, colour or brightness.")
+@click.option("--walk", "walk_type", default="linear", show_default=True, type=click.Choice(["linear", "nonlinear"]))
+@click.option("--loss", default="l2", show_default=True, type=click.Choice(["l2", "lpips"]))
+@click.option("--steps", default=1500, show_default=True, type=click.IntRange(1))
+@click.option("--batch", default=16, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=None, type=click.FloatRange(0, min_open=True), help="Adam learning rate (default: the edit's).")
+@click.option("--space", default=None, help="Latent space to walk in (default: the model's).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Output folder [default: runs/walks/MODEL-EDIT-WALK]; resumed when it holds a checkpoint.")
+@device_option
+def walk(model, edit_name, walk_type, loss, steps, batch, lr, space, seed, out, device):
+    """Learn a walk that reproduces an edit, with the generator frozen.
+
+    Writes OUT/walk.safetensors, OUT/loss.png (+ loss.json) and OUT/strip.png (rows are
+    samples, columns alphas across the training range). Interrupt with Ctrl-C and rerun
+    the same command to resume.
+
+    \b
+    Example:
+      steer walk --edit zoom
+      steer walk --edit shift_x --walk nonlinear --steps 3000 --out runs/shiftx-nl
+    """
+    import torch
+
+    from .edits import get_edit
+    from .fit import FitConfig, evaluate_walk, fit_walk
+    from .losses import MaskedLPIPS
+    from .render import render_walk
+    from .viz import save_loss_plot, save_strip_grid
+    from .walks import LinearWalk, make_walk, save
+
+    edit = get_edit(edit_name)
+    G = open_generator(model, device)
+    space = space or G.default_space
+    G.check_space(space)
+    out = writable_dir(out or Path("runs") / "walks" / f"{G.name}-{edit.name}-{walk_type}")
+    lpips = MaskedLPIPS() if loss == "lpips" else None
+    config = FitConfig(steps=steps, batch=batch, lr=lr or edit.lr, seed=seed, loss=loss, space=space)
+    z, classes = G.sample(1, seed=0)
+    latent_shape = tuple(G.to_space(z, classes, space).shape[1:])
+    w = make_walk(walk_type, edit, latent_shape, G.resolution, seed=seed)
+    result = fit_walk(G, w, edit, config, checkpoint=out / "checkpoint.pt", lpips=lpips)
+    held_out = evaluate_walk(G, w, edit, config)
+    zero = LinearWalk(latent_shape, sliders=edit.sliders, init_std=0.0)
+    baseline = evaluate_walk(G, zero.to(G.device), edit, config) if walk_type == "linear" else None
+    meta = {"model": G.name, "space": space, "edit": edit.name, "alpha_convention": edit.convention,
+            "resolution": G.resolution, "training": {k: v for k, v in vars(config).items()},
+            "loss_history": [round(v, 6) for v in result.history], "held_out_l2": held_out,
+            "zero_walk_l2": baseline, "command": command_line()}
+    save(w, out / "walk.safetensors", meta)
+    save_loss_plot(result.history, out / "loss.png", title=f"{edit.name} {walk_type} walk on {G.name} ({loss})")
+    (out / "loss.json").write_text(json.dumps({"loss": result.history, "held_out_l2": held_out,
+                                               "zero_walk_l2": baseline}) + "\n")
+    seeds_z, seeds_c = G.sample(6, seed=seed + 12345, classes=pick_classes(G, None, 6))
+    latent = G.to_space(seeds_z, seeds_c, space)
+    alphas = edit.show_alphas(G.resolution)
+    strips = render_walk(G, w, edit, latent, seeds_c, alphas, space=space)
+    save_strip_grid(strips, alphas, out / "strip.png", upscale=max(1, 64 // G.resolution),
+                    title=f"{edit.name} walk on {G.name}: columns are alpha")
+    summary = f"held-out masked L2 {held_out:.4f}" + (f" (zero walk {baseline:.4f})" if baseline is not None else "")
+    click.echo(f"walk: {out / 'walk.safetensors'}  plot: {out / 'loss.png'}  strip: {out / 'strip.png'}  {summary}")
+
+
+@cli.command()
+@click.option("--walk", "walk_path", required=True, type=click.Path(dir_okay=False), help="A walk.safetensors file.")
+@click.option("--model", default=None, help="Generator (default: the model the walk was learned on).")
+@click.option("--alphas", default=None, help="Comma-separated alphas (default: the edit's test range).")
+@click.option("--seeds", default="0,1,2,3", show_default=True, help="Comma-separated seeds, one row each.")
+@click.option("--class", "class_", default=None, type=int, help="Class for every row (default: cycle).")
+@click.option("--channel", default="all", show_default=True, type=click.Choice(["r", "g", "b", "all"]),
+              help="For colour walks: which channel alpha moves.")
+@click.option("--targets", is_flag=True, help="Add the target edit under each row (masked pixels black).")
+@click.option("--out", default="render", show_default=True, type=click.Path(file_okay=False))
+@device_option
+def render(walk_path, model, alphas, seeds, class_, channel, targets, out, device):
+    """Apply a saved walk over a range of alphas: OUT/strip.png and OUT/strip.gif.
+
+    \b
+    Example:
+      steer render --walk walks/dcgan-shapes32/zoom-linear.safetensors --alphas 0.25,0.5,1,2,4
+    """
+    import torch
+
+    from .edits import get_edit
+    from .render import render_walk
+    from .viz import save_gif, save_strip_grid
+    from .walks import load
+
+    out = writable_dir(out)
+    w, meta = load(walk_path)
+    edit = get_edit(meta["edit"])
+    G = open_generator(model or meta["model"], device)
+    space = meta.get("space", G.default_space)
+    G.check_space(space)
+    alpha_list = parse_numbers(alphas, "--alphas") if alphas else edit.test_alphas(G.resolution)
+    edit.check_alphas(alpha_list, G.resolution)
+    seed_list = parse_numbers(seeds, "--seeds", int)
+    latents, classes = [], []
+    for s in seed_list:
+        z, c = G.sample(1, seed=s, classes=None if class_ is None else pick_classes(G, class_, 1))
+        latents.append(z)
+        classes.append(c)
+    z = torch.cat(latents)
+    c = torch.cat(classes) if classes[0] is not None else None
+    latent = G.to_space(z, c, space)
+    if tuple(latent.shape[1:]) != tuple(w.latent_shape):
+        raise SteerError(f"{walk_path} was learned for latents of shape {tuple(w.latent_shape)} "
+                         f"({meta['model']}), but {G.name} has {tuple(latent.shape[1:])} in {space}")
+    w = w.to(G.device)
+    strips = render_walk(G, w, edit, latent, c, alpha_list, space=space, channel=channel, targets=targets)
+    upscale = max(1, 64 // G.resolution)
+    save_strip_grid(strips, alpha_list, out / "strip.png", upscale=upscale,
+                    title=f"{edit.name} walk ({meta['walk']}) on {G.name}")
+    save_gif(strips.transpose(0, 1), out / "strip.gif", upscale=upscale)
+    (out / "render.json").write_text(json.dumps({"walk": str(walk_path), "model": G.name, "space": space,
+                                                 "seeds": seed_list, "class": class_, "channel": channel,
+                                                 "alphas": alpha_list}, indent=2) + "\n")
+    click.echo(f"wrote {out / 'strip.png'} and {out / 'strip.gif'}")
+
+
+
+@cli.group()
+def bench():
+    """Benchmarks that print ratios measured side by side in one run."""
+
+
+@bench.command("walk")
+@model_option
+@click.option("--edit", "edit_name", default="zoom", show_default=True)
+@click.option("--batch", default=16, show_default=True, type=click.IntRange(1))
+@click.option("--steps", default=30, show_default=True, type=click.IntRange(1), help="Steps per timing round.")
+@click.option("--rounds", default=5, show_default=True, type=click.IntRange(1))
+@click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False), help="Also write the figures here.")
+@device_option
+def bench_walk_command(model, edit_name, batch, steps, rounds, json_out, device):
+    """Time a walk step against the work it cannot avoid and against a plain reference loop,
+    and measure the peak memory of `steer walk`.
+
+    \b
+    Example:
+      steer bench walk --batch 16
+    """
+    from .bench import bench_walk
+    from .edits import get_edit
+    get_edit(edit_name)
+    G = open_generator(model, device)
+    r = bench_walk(G, edit_name, batch=batch, steps=steps, rounds=rounds, model_name=model)
+    click.echo(f"model {r['model']}, edit {r['edit']}, batch {r['batch']}, {r['device']}, {r['threads']} threads")
+    click.echo(f"(a) walk step / unavoidable work: {r['step_ms']:.2f} ms / {r['floor_ms']:.2f} ms = "
+               f"{r['step_over_floor']:.3f}  (target <= 1.15)")
+    click.echo(f"(b) reference loop / our step:    {r['reference_step_ms']:.2f} ms / {r['step_ms']:.2f} ms = "
+               f"{r['speedup_over_reference']:.2f}x speed-up")
+    click.echo(f"(c) peak memory of steer walk at batch {batch}: {r['peak_rss_gb_steer_walk']:.2f} GB  (target < 1.5 GB)")
+    if json_out:
+        Path(json_out).write_text(json.dumps(r, indent=2) + "\n")
+
+
+def main():
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted; the last checkpoint is kept, rerun the same command to resume", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted; the last checkpoint is kept, rerun the same command to resume", err=True)
+        sys.exit(130)
+    except click.exceptions.ClickException as e:
+        e.show()
+        sys.exit(2)
+    except SteerError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Image folders as training data: every image Pillow reads under a folder, resized and
+centre-cropped; sub-folders become classes (sorted by name), loose images class 0."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from ..errors import SteerError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+
+
+def load_image(path, resolution: int) -> torch.Tensor:
+    """One image -> (3, S, S) float32 in [-1, 1]: EXIF-rotated, RGB, resized on its short side
+    and centre-cropped."""
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("RGBA", "LA", "P"):
+            im = im.convert("RGBA")
+            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(background, im)
+        im = im.convert("RGB")
+        im = ImageOps.fit(im, (resolution, resolution), Image.Resampling.LANCZOS)
+        array = np.asarray(im, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def load_folder(folder, resolution: int):
+    """Returns (images (n,3,S,S), classes (n,), class names)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise SteerError(f"data folder {folder} does not exist")
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir())
+    groups = [(d.name, d) for d in subdirs] or [(root.name, root)]
+    images, classes, names = [], [], []
+    for index, (name, d) in enumerate(groups):
+        files = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        for f in files:
+            try:
+                images.append(load_image(f, resolution))
+            except (OSError, ValueError) as e:
+                raise SteerError(f"cannot read image {f}: {e}") from None
+            classes.append(index)
+        names.append(name)
+    if not images:
+        raise SteerError(f"no images found under {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return torch.stack(images), torch.tensor(classes, dtype=torch.int64), names
+
+
+def folder_batches(images, classes, seed: int = 0):
+    """next_batch(step, n) drawing random images (with a random horizontal flip)."""
+    from ..train.gan import step_seed
+
+    def next_batch(step, n):
+        gen = torch.Generator().manual_seed(step_seed(seed, step, 2))
+        idx = torch.randint(len(images), (n,), generator=gen)
+        batch = images[idx]
+        flip = torch.rand(n, generator=gen) < 0.5
+        batch[flip] = batch[flip].flip(-1)
+        return batch, classes[idx]
+    return next_batch

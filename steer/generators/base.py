@@ -1,0 +1,69 @@
+"""The interface every generator adapter exposes, so walks, inversion and fine-tuning are
+written once. Images are float32 in [-1, 1], NCHW; classes are int64 indices or None."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Generator(nn.Module):
+    """Base class for adapters. Subclasses set the attributes and implement
+    `synthesize` (and `to_space` when they have more than one latent space)."""
+
+    name: str = ""
+    resolution: int = 0
+    num_classes: int = 0  # 0 when unconditional
+    latent_dim: int = 0
+    spaces: tuple = ("z",)
+    default_space: str = "z"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def sample(self, n: int, seed: int = 0, truncation: float | None = None, classes=None):
+        """Draw n latents (and classes) from a CPU generator seeded with `seed`, so the same
+        seed gives the same latents on every device. Returns (z, classes or None)."""
+        gen = torch.Generator().manual_seed(int(seed))
+        z = torch.randn(n, self.latent_dim, generator=gen)
+        if truncation is not None:
+            # resample entries beyond the truncation bound (truncated normal)
+            bad = z.abs() > truncation
+            while bad.any():
+                z[bad] = torch.randn(int(bad.sum()), generator=gen)
+                bad = z.abs() > truncation
+        if self.num_classes:
+            if classes is None:
+                classes = torch.randint(self.num_classes, (n,), generator=gen)
+            else:
+                classes = torch.as_tensor(classes, dtype=torch.int64).reshape(-1).expand(n).clone()
+            classes = classes.to(self.device)
+        else:
+            classes = None
+        return z.to(self.device), classes
+
+    def to_space(self, z, classes, space: str | None = None, truncation: float | None = None):
+        """Map z into `space`. Families with a single space return z unchanged."""
+        space = space or self.default_space
+        self.check_space(space)
+        return z
+
+    def synthesize(self, latent, classes, space: str | None = None):
+        raise NotImplementedError
+
+    def forward(self, z, classes=None, space: str | None = None):
+        space = space or self.default_space
+        return self.synthesize(self.to_space(z, classes, space), classes, space)
+
+    def check_space(self, space: str):
+        if space not in self.spaces:
+            from ..errors import SteerError
+            raise SteerError(f"{self.name or type(self).__name__} has no latent space '{space}'; "
+                             f"choose one of {', '.join(self.spaces)}")
+
+    def tunable_parameters(self):
+        return list(self.parameters())
+
+    def config(self) -> dict:
+        """The JSON config that, with the weights, rebuilds this generator."""
+        raise NotImplementedError

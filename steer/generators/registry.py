@@ -1,0 +1,109 @@
+"""Names -> generators. A bundled model is a folder models/<name>/ holding config.json
+(with a "family" key), weights.safetensors and a README.md model card; a user path may be
+such a folder or its weights file. Families register a builder with @register_family."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import SteerError
+
+_FAMILIES: dict = {}
+DEFAULT_MODEL = "dcgan-shapes32"
+
+
+def register_family(name: str):
+    """Register builder(config: dict) -> Generator for configs whose "family" is `name`."""
+    def wrap(builder):
+        _FAMILIES[name] = builder
+        return builder
+    return wrap
+
+
+def models_dir() -> Path:
+    """Where bundled models live: $STEER_MODELS, else models/ beside the package."""
+    env = os.environ.get("STEER_MODELS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "models"
+
+
+def bundled_models(kind: str = "generator") -> list:
+    """Names of the bundled models of one kind (generators, or e.g. "classifier")."""
+    root = models_dir()
+    names = []
+    if root.is_dir():
+        for folder in sorted(root.iterdir()):
+            cfg = folder / "config.json"
+            if cfg.is_file() and json.loads(cfg.read_text()).get("kind", "generator") == kind:
+                names.append(folder.name)
+    return names
+
+
+def resolve_model_folder(name_or_path) -> Path:
+    """A bundled name or a user path -> the folder holding config.json."""
+    text = str(name_or_path)
+    bundled = models_dir() / text
+    if "/" not in text and (bundled / "config.json").is_file():
+        return bundled
+    path = Path(text).expanduser()
+    if path.is_file() and path.suffix == ".safetensors":
+        path = path.parent
+    if path.is_dir() and (path / "config.json").is_file():
+        return path
+    if path.exists():
+        raise SteerError(f"{text} is not a steer model: expected a folder with config.json and "
+                         "weights.safetensors")
+    known = ", ".join(bundled_models()) or "none"
+    raise SteerError(f"unknown model '{text}': give a bundled name ({known}) or a path to a model folder")
+
+
+def read_config(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SteerError(f"cannot read {folder / 'config.json'}: {e}") from None
+
+
+def load_generator(name_or_path=None, device=None):
+    """Load a generator by bundled name, folder or weights file, in eval mode."""
+    _ensure_families()
+    folder = resolve_model_folder(name_or_path or DEFAULT_MODEL)
+    config = read_config(folder)
+    family = config.get("family")
+    if family not in _FAMILIES:
+        raise SteerError(f"{folder}: unknown generator family '{family}' "
+                         f"(known: {', '.join(sorted(_FAMILIES))})")
+    generator = _FAMILIES[family](config)
+    weights = folder / "weights.safetensors"
+    if not weights.is_file():
+        raise SteerError(f"{folder} has no weights.safetensors")
+    try:
+        state = load_file(str(weights))
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise SteerError(f"cannot read {weights}: {e}") from None
+    try:
+        generator.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise SteerError(f"{weights} does not match its config.json: {str(e).splitlines()[0]}") from None
+    generator.name = folder.name
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return generator.to(device).eval().requires_grad_(False)
+
+
+def save_generator(generator, folder, card: str, extra_config: dict | None = None) -> None:
+    """Write generator as a bundled-format model folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = dict(generator.config(), **(extra_config or {}))
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
+    save_file(state, str(folder / "weights.safetensors"))
+    (folder / "README.md").write_text(card)
+
+
+def _ensure_families():
+    # importing a family module registers it
+    from . import dcgan  # noqa: F401

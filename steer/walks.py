@@ -1,0 +1,178 @@
+"""Walks in a generator's latent space that reproduce an edit: G(walk(z, alpha)) ~ edit(G(z), alpha).
+
+LinearWalk: z' = z + sum_i t_i w_i, with t = edit.walk_input(alpha) (log alpha for zoom,
+alpha / alpha_max for shifts and rotation, one slider per channel for colour).
+
+NonlinearWalk: n residual MLP steps z <- z + f(z), a forward net for n > 0 and a backward
+net for n < 0; the target of n steps is eps**n (zoom) or n*eps (the rest). After each step
+the latent is put back on the sphere of the original latent's norm (z space) or pulled
+toward a centre with psi (W space).
+
+Walks act on latents of any shape (flattened per sample), so the same code serves z, w
+and w+. Files are safetensors with the settings as JSON metadata.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
+from torch import nn
+
+from .checkpoint import atomic_write
+from .edits import Edit, get_edit
+from .errors import SteerError
+
+FORMAT_VERSION = 1
+
+
+class LinearWalk(nn.Module):
+    kind = "linear"
+
+    def __init__(self, latent_shape, sliders: int = 1, init_std: float = 0.1, seed: int = 0):
+        super().__init__()
+        self.latent_shape = tuple(latent_shape)
+        self.sliders = sliders
+        dim = math.prod(self.latent_shape)
+        gen = torch.Generator().manual_seed(seed)
+        self.directions = nn.Parameter(torch.randn(sliders, dim, generator=gen) * init_std)
+
+    def move(self, latent, t):
+        """latent (N, *latent_shape), t (N, sliders) -> moved latent."""
+        flat = latent.reshape(latent.shape[0], -1)
+        return (flat + t.to(flat) @ self.directions).reshape(latent.shape)
+
+    def apply(self, latent, alpha, edit: Edit, resolution: int):
+        return self.move(latent, edit.walk_input(alpha, resolution).to(latent.device))
+
+    def sample_alpha(self, edit: Edit, n: int, gen, resolution: int):
+        return edit.sample_train(n, gen, resolution)
+
+    def settings(self) -> dict:
+        return {"latent_shape": list(self.latent_shape), "sliders": self.sliders}
+
+
+def _residual_mlp(dim: int, hidden: int, gen) -> nn.Sequential:
+    net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+    with torch.no_grad():
+        for layer in (net[0], net[2]):
+            # small start: each step begins near the identity
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * (0.2 / math.sqrt(layer.in_features)))
+            layer.bias.zero_()
+    return net
+
+
+class NonlinearWalk(nn.Module):
+    kind = "nonlinear"
+
+    def __init__(self, latent_shape, eps: float, max_steps: int, step_mode: str,
+                 renorm: str = "sphere", centre: torch.Tensor | None = None, psi: float = 1.0,
+                 hidden: int | None = None, seed: int = 0):
+        super().__init__()
+        if renorm not in ("sphere", "truncate", "none"):
+            raise ValueError("renorm must be sphere, truncate or none")
+        self.latent_shape = tuple(latent_shape)
+        self.eps, self.max_steps, self.step_mode = float(eps), int(max_steps), step_mode
+        self.renorm, self.psi = renorm, float(psi)
+        dim = math.prod(self.latent_shape)
+        self.hidden = hidden or dim
+        gen = torch.Generator().manual_seed(seed)
+        self.forward_net = _residual_mlp(dim, self.hidden, gen)
+        self.backward_net = _residual_mlp(dim, self.hidden, gen)
+        self.register_buffer("centre", torch.zeros(dim) if centre is None else centre.reshape(-1).float().clone())
+
+    def step(self, flat, direction: int, norm):
+        net = self.forward_net if direction > 0 else self.backward_net
+        out = flat + net(flat)
+        if self.renorm == "sphere":
+            out = out * (norm / out.norm(dim=1, keepdim=True).clamp_min(1e-8))
+        elif self.renorm == "truncate":
+            out = self.centre + self.psi * (out - self.centre)
+        return out
+
+    def move(self, latent, steps: int):
+        """Apply |steps| steps forward (steps > 0) or backward (steps < 0)."""
+        flat = latent.reshape(latent.shape[0], -1)
+        norm = flat.norm(dim=1, keepdim=True)
+        for _ in range(abs(int(steps))):
+            flat = self.step(flat, 1 if steps > 0 else -1, norm)
+        return flat.reshape(latent.shape)
+
+    def apply(self, latent, alpha, edit: Edit, resolution: int):
+        """Each sample moves by the whole number of steps nearest its alpha."""
+        a = torch.as_tensor(alpha, dtype=torch.float64).reshape(latent.shape[0], -1).mean(1)
+        steps = [edit.alpha_to_steps(v.item(), resolution) for v in a]
+        out = latent.clone()
+        for n in set(steps):
+            pick = torch.tensor([s == n for s in steps], device=latent.device)
+            out[pick] = self.move(latent[pick], n)
+        return out
+
+    def sample_alpha(self, edit: Edit, n: int, gen, resolution: int):
+        """One step count per batch (as the official code), never 0; the target alpha it means."""
+        choices = [k for k in range(-self.max_steps, self.max_steps + 1) if k != 0]
+        k = choices[int(torch.randint(len(choices), (1,), generator=gen))]
+        alpha = torch.full((n,), float(edit.steps_to_alpha(k, resolution)))
+        # colour moves all channels together under a nonlinear walk
+        return alpha[:, None].expand(n, edit.sliders).clone() if edit.sliders > 1 else alpha
+
+    def settings(self) -> dict:
+        return {"latent_shape": list(self.latent_shape), "eps": self.eps, "max_steps": self.max_steps,
+                "step_mode": self.step_mode, "renorm": self.renorm, "psi": self.psi, "hidden": self.hidden}
+
+
+def make_walk(kind: str, edit: Edit, latent_shape, resolution: int, seed: int = 0, renorm: str = "sphere",
+              centre=None):
+    """A fresh walk of `kind` for `edit` with the edit's default settings."""
+    if kind == "linear":
+        return LinearWalk(latent_shape, sliders=edit.sliders, seed=seed)
+    if kind == "nonlinear":
+        return NonlinearWalk(latent_shape, eps=edit.step_eps(resolution), max_steps=edit.max_steps,
+                             step_mode=edit.step_mode, renorm=renorm, centre=centre, seed=seed)
+    raise SteerError(f"unknown walk type '{kind}': choose linear or nonlinear")
+
+
+def save(walk, path, meta: dict) -> None:
+    """Write the walk's tensors and JSON metadata (model, space, edit, alpha convention,
+    training settings, loss history ...) to one safetensors file."""
+    info = dict(meta, format=FORMAT_VERSION, walk=walk.kind, settings=walk.settings())
+    tensors = {k: v.detach().cpu().contiguous() for k, v in walk.state_dict().items()}
+    data = safetensors_bytes(tensors, metadata={"steer": json.dumps(info)})
+    atomic_write(path, lambda f: f.write(data))
+
+
+def read_meta(path) -> dict:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        return json.loads(meta["steer"])
+    except FileNotFoundError:
+        raise SteerError(f"walk file {path} does not exist") from None
+    except Exception as e:
+        raise SteerError(f"{path} is not a steer walk file ({type(e).__name__}: {e})") from None
+
+
+def load(path, device=None):
+    """Returns (walk, meta)."""
+    meta = read_meta(path)
+    settings = meta["settings"]
+    get_edit(meta["edit"])  # refuse walks for edits this version does not know
+    if meta["walk"] == "linear":
+        walk = LinearWalk(settings["latent_shape"], sliders=settings["sliders"])
+    elif meta["walk"] == "nonlinear":
+        walk = NonlinearWalk(settings["latent_shape"], settings["eps"], settings["max_steps"],
+                             settings["step_mode"], renorm=settings["renorm"], psi=settings["psi"],
+                             hidden=settings["hidden"])
+    else:
+        raise SteerError(f"{path}: unknown walk type {meta['walk']}")
+    walk.load_state_dict(load_file(str(path)), strict=True)
+    if device is not None:
+        walk = walk.to(device)
+    return walk, meta
+
+
+__all__ = ["LinearWalk", "NonlinearWalk", "make_walk", "save", "load", "read_meta"]

@@ -1,0 +1,33 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# the suite runs on 2 cores beside other work: one thread keeps timings stable
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tiny_generator():
+    """A randomly initialised 16 px dcgan: exercises the code paths in milliseconds."""
+    from steer.generators.dcgan import DCGANGenerator
+    torch.manual_seed(0)
+    G = DCGANGenerator(resolution=16, latent_dim=8, num_classes=2, embed_dim=4, base_channels=8)
+    return G.eval().requires_grad_(False)
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path, tiny_generator):
+    from steer.generators import save_generator
+    folder = tmp_path / "tiny"
+    save_generator(tiny_generator, folder, "# tiny\n")
+    return folder
+
+
+@pytest.fixture
+def bundled_generator():
+    from steer import load_generator
+    return load_generator("dcgan-shapes32", device="cpu")

@@ -1,0 +1,92 @@
+"""The CLI's user mistakes: one line on stderr, exit status 2, no traceback."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from steer.walks import LinearWalk, save
+
+
+def run_steer(*args, env=None, cwd=None):
+    full_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "steer.cli", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=300)
+
+
+def assert_user_error(result, *words):
+    assert result.returncode == 2, result.stderr
+    lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_unknown_model():
+    assert_user_error(run_steer("walk", "--model", "no-such-model", "--steps", "1"), "unknown model", "no-such-model")
+
+
+def test_unknown_edit(tiny_model_dir):
+    assert_user_error(run_steer("walk", "--model", str(tiny_model_dir), "--edit", "squash", "--steps", "1"),
+                      "unknown edit", "squash")
+
+
+def test_unwritable_out(tiny_model_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_user_error(run_steer("walk", "--model", str(tiny_model_dir), "--steps", "1", "--out", str(blocker / "sub")),
+                      "cannot write", "--out")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_read_only_out(tiny_model_dir, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    assert_user_error(run_steer("walk", "--model", str(tiny_model_dir), "--steps", "1", "--out", str(ro)), "cannot write")
+
+
+def test_missing_lpips_weights(tiny_model_dir, tmp_path):
+    result = run_steer("walk", "--model", str(tiny_model_dir), "--loss", "lpips", "--steps", "1",
+                       "--out", str(tmp_path / "w"), env={"TORCH_HOME": str(tmp_path / "empty-torch-home")})
+    assert_user_error(result, "alexnet-owt-7be5be79.pth", str(tmp_path / "empty-torch-home"))
+
+
+def test_alpha_out_of_range(tiny_generator, tiny_model_dir, tmp_path):
+    walk_file = tmp_path / "zoom.safetensors"
+    save(LinearWalk((8,)), walk_file, {"model": str(tiny_model_dir), "space": "z", "edit": "zoom"})
+    assert_user_error(run_steer("render", "--walk", str(walk_file), "--alphas", "0.5,-2", "--out", str(tmp_path / "r")),
+                      "out of range", "-2")
+    assert_user_error(run_steer("render", "--walk", str(walk_file), "--alphas", "0.5,big", "--out", str(tmp_path / "r")),
+                      "--alphas")
+
+
+def test_missing_walk_file(tmp_path):
+    assert_user_error(run_steer("render", "--walk", str(tmp_path / "none.safetensors")), "does not exist")
+
+
+def test_class_out_of_range(tiny_model_dir, tmp_path):
+    assert_user_error(run_steer("sample", "--model", str(tiny_model_dir), "--class", "7",
+                                "--out", str(tmp_path / "s.png")), "--class 7")
+
+
+def test_bad_option_value_is_exit_2():
+    result = run_steer("walk", "--steps", "zero")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_walk_then_render_end_to_end(tiny_model_dir, tmp_path):
+    out = tmp_path / "walk"
+    result = run_steer("walk", "--model", str(tiny_model_dir), "--edit", "zoom", "--steps", "20", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    for name in ("walk.safetensors", "loss.png", "loss.json", "strip.png", "checkpoint.pt"):
+        assert (out / name).is_file(), name
+    render_out = tmp_path / "render"
+    result = run_steer("render", "--walk", str(out / "walk.safetensors"), "--model", str(tiny_model_dir),
+                       "--alphas", "0.5,1,2", "--seeds", "0,1", "--targets", "--out", str(render_out))
+    assert result.returncode == 0, result.stderr
+    assert (render_out / "strip.png").is_file() and (render_out / "strip.gif").is_file()
+    from PIL import Image
+    with Image.open(render_out / "strip.gif") as gif:
+        assert gif.n_frames == 4  # 3 alphas played forward and back
