@@ -13,8 +13,8 @@ def frechet_distance(features_a, features_b) -> float:
     a = np.asarray(features_a, dtype=np.float64)
     b = np.asarray(features_b, dtype=np.float64)
     mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    root = linalg.sqrtm(cov_a @ cov_b)
     if not np.isfinite(root).all():
         # nearly singular product: nudge both covariances, as the FID reference code does
         offset = np.eye(cov_a.shape[0]) * 1e-6

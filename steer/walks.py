@@ -104,7 +104,11 @@ class NonlinearWalk(nn.Module):
 
     def apply(self, latent, alpha, edit: Edit, resolution: int):
         """Each sample moves by the whole number of steps nearest its alpha."""
-        a = torch.as_tensor(alpha, dtype=torch.float64).reshape(latent.shape[0], -1).mean(1)
+        n = latent.shape[0]
+        a = torch.as_tensor(alpha, dtype=torch.float64)
+        if a.numel() == 1 or (edit.sliders > 1 and a.dim() == 1 and a.numel() == edit.sliders):
+            a = a.reshape(1, -1).expand(n, -1)  # one alpha shared by the batch
+        a = a.reshape(n, -1).mean(1)
         steps = [edit.alpha_to_steps(v.item(), resolution) for v in a]
         out = latent.clone()
         for n in set(steps):
@@ -159,6 +163,9 @@ def read_meta(path) -> dict:
 def load(path, device=None):
     """Returns (walk, meta)."""
     meta = read_meta(path)
+    missing = [k for k in ("edit", "walk", "settings") if k not in meta]
+    if missing:
+        raise SteerError(f"{path} is not a complete steer walk file: its metadata lacks {', '.join(missing)}")
     settings = meta["settings"]
     get_edit(meta["edit"])  # refuse walks for edits this version does not know
     if meta["walk"] == "linear":
