@@ -37,6 +37,7 @@ def command_line() -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="steer")
 def cli():
     """Steer and edit the latent spaces of pretrained GANs.
 
@@ -362,8 +363,15 @@ def main():
     except KeyboardInterrupt:
         click.echo("interrupted; the last checkpoint is kept, rerun the same command to resume", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as e:
+        click.echo(e.ctx.get_help() if e.ctx else str(e))
+        sys.exit(0)
+    except click.exceptions.UsageError as e:
+        where = e.ctx.command_path if e.ctx else "steer"
+        click.echo(f"error: {e.format_message()} (see '{where} --help')", err=True)
+        sys.exit(2)
     except click.exceptions.ClickException as e:
-        e.show()
+        click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(2)
     except SteerError as e:
         click.echo(f"error: {e}", err=True)

@@ -313,3 +313,32 @@ def test_load_unknown_edit_raises(tmp_path):
 def test_make_walk_unknown_kind():
     with pytest.raises(SteerError):
         make_walk("curved", EDITS["zoom"], (8,), 32)
+
+
+def test_nonlinear_apply_accepts_one_alpha_for_the_batch():
+    from steer.edits import EDITS
+    from steer.walks import NonlinearWalk
+    torch.manual_seed(0)
+    walk = NonlinearWalk((8,), eps=1.41, max_steps=4, step_mode="multiply")
+    z = torch.randn(4, 8)
+    shared = walk.apply(z, 1.41**2, EDITS["zoom"], 32)
+    per_sample = walk.apply(z, torch.full((4,), 1.41**2), EDITS["zoom"], 32)
+    assert torch.equal(shared, per_sample) and not torch.equal(shared, z)
+    colour = NonlinearWalk((8,), eps=0.1, max_steps=5, step_mode="add")
+    z3 = torch.randn(3, 8)
+    # a shared RGB triple is one alpha for every sample, not one channel per sample
+    out = colour.apply(z3, [0.2, 0.2, 0.2], EDITS["colour"], 32)
+    assert torch.allclose(out, colour.move(z3, 2))
+
+
+def test_incomplete_walk_metadata_is_refused(tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    from steer.errors import SteerError
+    from steer.walks import load
+    path = tmp_path / "partial.safetensors"
+    save_file({"directions": torch.zeros(1, 8)}, str(path), metadata={"steer": json.dumps({"edit": "zoom"})})
+    with pytest.raises(SteerError, match="lacks"):
+        load(path)
