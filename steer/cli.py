@@ -199,7 +199,7 @@ def sample(model, num, seed, class_, truncation, out, device):
               help="zoom, shift_x, shift_y, rotate, colour or brightness.")
 @click.option("--walk", "walk_type", default="linear", show_default=True, type=click.Choice(["linear", "nonlinear"]))
 @click.option("--loss", default="l2", show_default=True, type=click.Choice(["l2", "lpips"]))
-@click.option("--steps", default=1500, show_default=True, type=click.IntRange(1))
+@click.option("--steps", default=800, show_default=True, type=click.IntRange(1))
 @click.option("--batch", default=16, show_default=True, type=click.IntRange(1))
 @click.option("--lr", default=None, type=click.FloatRange(0, min_open=True), help="Adam learning rate (default: the edit's).")
 @click.option("--space", default=None, help="Latent space to walk in (default: the model's).")
@@ -234,7 +234,9 @@ def walk(model, edit_name, walk_type, loss, steps, batch, lr, space, seed, out, 
     G.check_space(space)
     out = writable_dir(out or Path("runs") / "walks" / f"{G.name}-{edit.name}-{walk_type}")
     lpips = MaskedLPIPS() if loss == "lpips" else None
-    config = FitConfig(steps=steps, batch=batch, lr=lr or edit.lr, seed=seed, loss=loss, space=space)
+    # the nonlinear walk is an MLP: a gentler default step than for a few direction vectors
+    default_lr = edit.lr if walk_type == "linear" else edit.lr / 5
+    config = FitConfig(steps=steps, batch=batch, lr=lr or default_lr, seed=seed, loss=loss, space=space)
     z, classes = G.sample(1, seed=0)
     latent_shape = tuple(G.to_space(z, classes, space).shape[1:])
     w = make_walk(walk_type, edit, latent_shape, G.resolution, seed=seed)

@@ -20,7 +20,7 @@ from .train.gan import step_seed
 
 @dataclass
 class FitConfig:
-    steps: int = 1500
+    steps: int = 800
     batch: int = 16
     lr: float = 1e-3
     seed: int = 0
