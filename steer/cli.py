@@ -240,7 +240,8 @@ def walk(model, edit_name, walk_type, loss, steps, batch, lr, space, seed, out, 
     z, classes = G.sample(1, seed=0)
     latent_shape = tuple(G.to_space(z, classes, space).shape[1:])
     w = make_walk(walk_type, edit, latent_shape, G.resolution, seed=seed)
-    result = fit_walk(G, w, edit, config, checkpoint=out / "checkpoint.pt", lpips=lpips)
+    run_id = {"model": G.name, "edit": edit.name, "walk": walk_type, "space": space, "loss": loss}
+    result = fit_walk(G, w, edit, config, checkpoint=out / "checkpoint.pt", lpips=lpips, run_id=run_id)
     held_out = evaluate_walk(G, w, edit, config)
     zero = LinearWalk(latent_shape, sliders=edit.sliders, init_std=0.0)
     baseline = evaluate_walk(G, zero.to(G.device), edit, config) if walk_type == "linear" else None
@@ -270,7 +271,7 @@ def walk(model, edit_name, walk_type, loss, steps, batch, lr, space, seed, out, 
 @click.option("--class", "class_", default=None, type=int, help="Class for every row (default: cycle).")
 @click.option("--channel", default="all", show_default=True, type=click.Choice(["r", "g", "b", "all"]),
               help="For colour walks: which channel alpha moves.")
-@click.option("--targets", is_flag=True, help="Add the target edit under each row (masked pixels black).")
+@click.option("--targets", is_flag=True, help="Add the target edit under each row (undefined pixels grey).")
 @click.option("--out", default="render", show_default=True, type=click.Path(file_okay=False))
 @device_option
 def render(walk_path, model, alphas, seeds, class_, channel, targets, out, device):

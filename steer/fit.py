@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .edits import Edit
+from .errors import SteerError
 from .losses import masked_l2
 from .train.gan import step_seed
 
@@ -38,12 +39,13 @@ class FitResult:
 
 
 def fit_walk(generator, walk, edit: Edit, config: FitConfig, checkpoint=None, lpips=None,
-             progress: bool = True, callback=None) -> FitResult:
+             progress: bool = True, callback=None, run_id: dict | None = None) -> FitResult:
     """Optimise `walk` so that G(walk(latent, alpha)) matches edit(G(latent), alpha).
 
     checkpoint: a path; resumed from when it exists, written every `checkpoint_every`
     steps and when interrupted (Ctrl-C). lpips: a MaskedLPIPS module when loss is "lpips".
-    callback(step, loss) runs after each step.
+    callback(step, loss) runs after each step. run_id: what this fit is (model, edit, walk
+    type ...); a checkpoint written for a different run_id is refused, not resumed.
     """
     space = config.space or generator.default_space
     generator.eval().requires_grad_(False)
@@ -53,6 +55,9 @@ def fit_walk(generator, walk, edit: Edit, config: FitConfig, checkpoint=None, lp
     result = FitResult()
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint)
+        if run_id is not None and state.get("run_id", run_id) != run_id:
+            raise SteerError(f"{checkpoint} belongs to another walk ({state['run_id']}); "
+                             "choose another --out or delete that checkpoint")
         walk.load_state_dict(state["walk"])
         optimiser.load_state_dict(state["optimiser"])
         result.history = list(state["history"])
@@ -62,7 +67,7 @@ def fit_walk(generator, walk, edit: Edit, config: FitConfig, checkpoint=None, lp
         if checkpoint is not None:
             save_checkpoint({"walk": walk.state_dict(), "optimiser": optimiser.state_dict(),
                              "step": result.steps_done, "history": result.history,
-                             "config": asdict(config)}, checkpoint)
+                             "config": asdict(config), "run_id": run_id}, checkpoint)
 
     if config.loss == "lpips" and lpips is None:
         raise ValueError("loss 'lpips' needs an lpips module")

@@ -31,8 +31,8 @@ def render_walk(generator, walk, edit: Edit, latent, classes, alphas, space=None
         walked.append(generator.synthesize(moved, classes, space).cpu())
         if targets:
             target, mask = edit(base, alpha.to(base.device))
-            # undefined pixels are shown mid-grey so the mask is visible
-            wanted.append((target * mask + (1 - mask) * 0.0).cpu())
+            # undefined pixels become 0, mid-grey, so the mask is visible
+            wanted.append((target * mask).cpu())
     walked = torch.stack(walked, dim=1)
     if not targets:
         return walked

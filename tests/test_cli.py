@@ -90,3 +90,10 @@ def test_walk_then_render_end_to_end(tiny_model_dir, tmp_path):
     from PIL import Image
     with Image.open(render_out / "strip.gif") as gif:
         assert gif.n_frames == 4  # 3 alphas played forward and back
+
+
+def test_out_holding_another_walk_is_refused(tiny_model_dir, tmp_path):
+    out = tmp_path / "walk"
+    assert run_steer("walk", "--model", str(tiny_model_dir), "--edit", "zoom", "--steps", "2", "--out", str(out)).returncode == 0
+    assert_user_error(run_steer("walk", "--model", str(tiny_model_dir), "--edit", "colour", "--steps", "2",
+                                "--out", str(out)), "belongs to another walk", "--out")
