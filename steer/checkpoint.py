@@ -3,7 +3,10 @@ so an interruption at any moment leaves either the old file or the new one, neve
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -33,3 +36,26 @@ def save_checkpoint(state: dict, path) -> None:
 def load_checkpoint(path) -> dict:
     # our checkpoints hold only tensors and plain containers: never unpickle anything else
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@contextmanager
+def interrupt_between_steps():
+    """Turn the first Ctrl-C into a request the training loop honours after the current
+    step, so the checkpoint it then writes is exactly a whole number of steps. A second
+    Ctrl-C stops at once (the last periodic checkpoint stays)."""
+    request = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if request["stop"]:
+            raise KeyboardInterrupt
+        request["stop"] = True
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield request
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import interrupt_between_steps, load_checkpoint, save_checkpoint
 from .edits import Edit
 from .errors import SteerError
 from .losses import masked_l2
@@ -74,7 +74,7 @@ def fit_walk(generator, walk, edit: Edit, config: FitConfig, checkpoint=None, lp
     loss_fn = masked_l2 if config.loss == "l2" else lpips.to(device)
     bar = tqdm(range(result.steps_done, config.steps), initial=result.steps_done, total=config.steps,
                disable=not progress, desc=f"walk {edit.name}", dynamic_ncols=True)
-    try:
+    with interrupt_between_steps() as interrupt:
         for step in bar:
             seed = step_seed(config.seed, step)
             z, classes = generator.sample(config.batch, seed=seed, truncation=config.truncation)
@@ -94,11 +94,11 @@ def fit_walk(generator, walk, edit: Edit, config: FitConfig, checkpoint=None, lp
                 bar.set_postfix(loss=f"{sum(result.history[-50:]) / len(result.history[-50:]):.4f}")
             if callback is not None:
                 callback(step, value)
+            if interrupt["stop"]:
+                save()
+                raise KeyboardInterrupt
             if result.steps_done % config.checkpoint_every == 0:
                 save()
-    except KeyboardInterrupt:
-        save()
-        raise
     save()
     walk.eval()
     return result

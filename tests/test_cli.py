@@ -97,3 +97,8 @@ def test_out_holding_another_walk_is_refused(tiny_model_dir, tmp_path):
     assert run_steer("walk", "--model", str(tiny_model_dir), "--edit", "zoom", "--steps", "2", "--out", str(out)).returncode == 0
     assert_user_error(run_steer("walk", "--model", str(tiny_model_dir), "--edit", "colour", "--steps", "2",
                                 "--out", str(out)), "belongs to another walk", "--out")
+
+
+def test_missing_data_folder(tmp_path):
+    assert_user_error(run_steer("train", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "run")),
+                      "does not exist")

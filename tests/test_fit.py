@@ -1,3 +1,6 @@
+import os
+import signal
+
 import pytest
 import torch
 
@@ -31,8 +34,8 @@ def test_resume_after_interrupt_matches_uninterrupted(tmp_path, tiny_generator, 
     interrupted = make_walk(kind, edit, (8,), 16, seed=3)
 
     def stop(step, loss):
-        if step == 7:
-            raise KeyboardInterrupt
+        if step == 7:  # a real Ctrl-C, delivered during step 7
+            os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(KeyboardInterrupt):
         fit_walk(tiny_generator, interrupted, edit, config, checkpoint=ckpt, progress=False, callback=stop)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import interrupt_between_steps, load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -69,53 +69,49 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
 
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress,
                desc="train", dynamic_ncols=True)
-    step = start
-    try:
-        with open(log_path, "a") as log:
-            for step in bar:
-                real, classes = next_batch(step, config.batch)
-                real = real.to(device)
-                classes = classes.to(device) if classes is not None else None
-                gen = torch.Generator().manual_seed(step_seed(config.seed, step, 1))
-                z = torch.randn(config.batch, G.latent_dim, generator=gen).to(device)
+    with interrupt_between_steps() as interrupt, open(log_path, "a") as log:
+        for step in bar:
+            real, classes = next_batch(step, config.batch)
+            real = real.to(device)
+            classes = classes.to(device) if classes is not None else None
+            gen = torch.Generator().manual_seed(step_seed(config.seed, step, 1))
+            z = torch.randn(config.batch, G.latent_dim, generator=gen).to(device)
 
-                # discriminator: real up, fake down
-                with torch.no_grad():
-                    fake = G.synthesize(z, classes)
-                loss_d = F.softplus(D(fake, classes)).mean() + F.softplus(-D(real, classes)).mean()
-                r1 = torch.zeros((), device=device)
-                if config.r1_gamma > 0 and step % config.r1_every == 0:
-                    real_r1 = real.detach().requires_grad_(True)
-                    (grad,) = torch.autograd.grad(D(real_r1, classes).sum(), real_r1, create_graph=True)
-                    r1 = grad.square().sum((1, 2, 3)).mean()
-                    loss_d = loss_d + 0.5 * config.r1_gamma * config.r1_every * r1
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
+            # discriminator: real up, fake down
+            with torch.no_grad():
+                fake = G.synthesize(z, classes)
+            loss_d = F.softplus(D(fake, classes)).mean() + F.softplus(-D(real, classes)).mean()
+            r1 = torch.zeros((), device=device)
+            if config.r1_gamma > 0 and step % config.r1_every == 0:
+                real_r1 = real.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(D(real_r1, classes).sum(), real_r1, create_graph=True)
+                r1 = grad.square().sum((1, 2, 3)).mean()
+                loss_d = loss_d + 0.5 * config.r1_gamma * config.r1_every * r1
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
 
-                # generator: non-saturating loss
-                D.requires_grad_(False)
-                loss_g = F.softplus(-D(G.synthesize(z, classes), classes)).mean()
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
-                D.requires_grad_(True)
+            # generator: non-saturating loss
+            D.requires_grad_(False)
+            loss_g = F.softplus(-D(G.synthesize(z, classes), classes)).mean()
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            D.requires_grad_(True)
 
-                with torch.no_grad():
-                    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-                        p_ema.lerp_(p, 1 - config.ema_beta)
+            with torch.no_grad():
+                for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+                    p_ema.lerp_(p, 1 - config.ema_beta)
 
-                if step % 10 == 0:
-                    bar.set_postfix(d=f"{loss_d.item():.3f}", g=f"{loss_g.item():.3f}")
-                    log.write(json.dumps({"step": step, "loss_d": loss_d.item(), "loss_g": loss_g.item(),
-                                          "r1": r1.item()}) + "\n")
-                if (step + 1) % config.checkpoint_every == 0:
-                    log.flush()
-                    save(step + 1)
-            step = config.steps
-    except KeyboardInterrupt:
-        save(step)
-        raise
+            if step % 10 == 0:
+                bar.set_postfix(d=f"{loss_d.item():.3f}", g=f"{loss_g.item():.3f}")
+                log.write(json.dumps({"step": step, "loss_d": loss_d.item(), "loss_g": loss_g.item(),
+                                      "r1": r1.item()}) + "\n")
+            if interrupt["stop"] or (step + 1) % config.checkpoint_every == 0:
+                log.flush()
+                save(step + 1)
+            if interrupt["stop"]:
+                raise KeyboardInterrupt
     if start < config.steps:
         save(config.steps)
     G_ema.train_seconds = elapsed_before + time.time() - t0
