@@ -187,7 +187,7 @@ def _shift_edit(name, fn):
         test_alphas=lambda s: np.linspace(-s, s, 9).tolist(),
         walk_input=lambda a, s: _column(torch.as_tensor(a, dtype=torch.float32) / (s // 2)),
         valid=lambda s: (-2.0 * s, 2.0 * s), identity=0.0,
-        step_mode="add", step_eps=lambda s: s / 10, max_steps=5, lr=5e-3,
+        step_mode="add", step_eps=lambda s: s / 10, max_steps=5, lr=3e-2,
         convention="pixels; the walk sees alpha / (S/2)",
         show_alphas=lambda s: np.linspace(-(s // 2), s // 2, 7).tolist(),
     )
