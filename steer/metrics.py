@@ -3,6 +3,8 @@ and generated images in the features of a network we have weights for, and how o
 classifier recognises the class a conditional generator was asked for."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from scipy import linalg
@@ -14,7 +16,10 @@ def frechet_distance(features_a, features_b) -> float:
     b = np.asarray(features_b, dtype=np.float64)
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    root = linalg.sqrtm(cov_a @ cov_b)
+    with warnings.catch_warnings():
+        # ReLU features leave some dimensions constant, so singular covariances are expected
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        root = linalg.sqrtm(cov_a @ cov_b)
     if not np.isfinite(root).all():
         # nearly singular product: nudge both covariances, as the FID reference code does
         offset = np.eye(cov_a.shape[0]) * 1e-6
