@@ -1,0 +1,111 @@
+"""Third-party checkpoints load as inert data: exact tensors, nothing from the file runs."""
+import io
+import os
+import pickle
+import zipfile
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from steer.errors import SteerError
+from steer.generators.safe_pickle import PersistentStub, Stub, module_state_dict, safe_load
+from tests.conftest import REPO
+
+FIXTURES = REPO.parent / "shared" / "fixtures"
+needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared/fixtures is not beside the checkout")
+
+
+@needs_fixtures
+def test_dssgan_whole_module_checkpoint():
+    folder = FIXTURES / "dssgan_official"
+    G = safe_load(folder / "generator_full_ema.pt")
+    assert isinstance(G, Stub) and G.class_name == "model.generator.Generator"
+    assert G.state["z_dim"] == 40 and G.state["num_classes"] == 3
+    state = module_state_dict(G)
+    reference = load_file(str(folder / "state_dict.safetensors"))
+    assert set(state) == set(reference)
+    for key, value in reference.items():
+        assert torch.equal(state[key], value), key
+
+
+@needs_fixtures
+def test_stylegan_xl_snapshot_with_cuda_storages():
+    folder = FIXTURES / "stylegan_xl_official"
+    snapshot = safe_load(folder / "network-snapshot.pkl")
+    G = snapshot["G_ema"]
+    assert isinstance(G, PersistentStub) and G.class_name == "Generator"
+    assert G.init_kwargs["z_dim"] == 64 and len(G.source_sha256) == 64
+    state = module_state_dict(G)
+    reference = load_file(str(folder / "state_dict.safetensors"))
+    assert set(state) == set(reference)
+    for key, value in reference.items():
+        assert torch.equal(state[key], value), key
+        assert state[key].device.type == "cpu"  # the file tags these storages cuda:0
+    assert int(snapshot["progress"]["cur_nimg"]) == 10_000_000
+
+
+@needs_fixtures
+def test_dill_class_embedding_file():
+    embedding = safe_load(FIXTURES / "stylegan_xl_official" / "tf_efficientnet_lite0.pkl")["embed"]
+    assert embedding.class_name == "torch.nn.modules.sparse.Embedding"
+    assert module_state_dict(embedding)["weight"].shape == (1000, 320)
+
+
+class _RunsShell:
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+class _Evaluates:
+    def __reduce__(self):
+        import builtins
+        return (builtins.eval, ("__import__('pathlib').Path('MARKER').touch()",))
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_hostile_pickles_are_not_executed(tmp_path, as_zip):
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps({"a": _RunsShell(f"touch {marker}"), "b": _Evaluates(), "t": [1, 2]}, protocol=2)
+    path = tmp_path / "evil.pt"
+    if as_zip:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("archive/data.pkl", payload)
+    else:
+        path.write_bytes(payload)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        loaded = safe_load(path)
+    finally:
+        os.chdir(cwd)
+    assert not marker.exists() and not (tmp_path / "MARKER").exists()
+    assert isinstance(loaded["a"], Stub) and loaded["a"].args == (f"touch {marker}",)
+    assert isinstance(loaded["b"], Stub) and loaded["t"] == [1, 2]
+
+
+def test_our_own_torch_save_round_trips(tmp_path):
+    tensors = {"w": torch.randn(3, 4), "i": torch.arange(5), "view": torch.randn(6, 6)[1:, ::2]}
+    path = tmp_path / "plain.pt"
+    torch.save(tensors, path)
+    loaded = safe_load(path)
+    for key, value in tensors.items():
+        assert torch.equal(loaded[key], value)
+
+
+def test_corrupt_files_are_refused(tmp_path):
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(os.urandom(512))
+    with pytest.raises(SteerError, match="cannot read"):
+        safe_load(noise)
+    truncated = tmp_path / "truncated.pt"
+    buffer = io.BytesIO()
+    torch.save({"w": torch.randn(100)}, buffer)
+    truncated.write_bytes(buffer.getvalue()[:300])
+    with pytest.raises(SteerError, match="cannot read"):
+        safe_load(truncated)
+    with pytest.raises(SteerError, match="does not exist"):
+        safe_load(tmp_path / "absent.pt")
