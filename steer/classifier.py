@@ -8,10 +8,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from .errors import SteerError
+from .seeding import step_seed
 
 BUNDLED_CLASSIFIER = "shapes-classifier32"
 
@@ -48,7 +49,6 @@ def train_classifier(steps: int = 1500, batch: int = 64, resolution: int = 32, s
     from tqdm.auto import tqdm
 
     from .data.shapes import sample_shapes
-    from .train.gan import step_seed
 
     torch.manual_seed(seed)
     model = ShapesClassifier()
@@ -69,11 +69,9 @@ def train_classifier(steps: int = 1500, batch: int = 64, resolution: int = 32, s
 
 
 def save_classifier(model: ShapesClassifier, folder, card: str):
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(model.config(), indent=2) + "\n")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "weights.safetensors"))
-    (folder / "README.md").write_text(card)
+    """Same folder format as a bundled generator; config.json's "kind" keeps it out of `steer models`."""
+    from .generators.registry import save_generator
+    save_generator(model, folder, card)
 
 
 def load_classifier(name_or_path=BUNDLED_CLASSIFIER, device="cpu") -> ShapesClassifier:

@@ -9,7 +9,6 @@ import json
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -183,7 +182,7 @@ def sample(model, num, seed, class_, truncation, out, device):
 
     from .viz import save_grid
     G = open_generator(model, device)
-    writable_dir(Path(out).parent if Path(out).parent != Path("") else Path("."))
+    writable_dir(Path(out).parent)
     classes = pick_classes(G, class_, num)
     z, c = G.sample(num, seed=seed, truncation=truncation, classes=classes)
     with torch.no_grad():
@@ -219,8 +218,6 @@ def walk(model, edit_name, walk_type, loss, steps, batch, lr, space, seed, out, 
       steer walk --edit zoom
       steer walk --edit shift_x --walk nonlinear --steps 3000 --out runs/shiftx-nl
     """
-    import torch
-
     from .edits import get_edit
     from .fit import FitConfig, evaluate_walk, fit_walk
     from .losses import MaskedLPIPS

@@ -16,7 +16,7 @@ from .checkpoint import interrupt_between_steps, load_checkpoint, save_checkpoin
 from .edits import Edit
 from .errors import SteerError
 from .losses import masked_l2
-from .train.gan import step_seed
+from .seeding import step_seed
 
 
 @dataclass

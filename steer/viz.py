@@ -1,7 +1,6 @@
 """Pictures: image grids, walk strips, GIFs and loss plots, written as files a person opens."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch

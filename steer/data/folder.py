@@ -9,6 +9,7 @@ import torch
 from PIL import Image, ImageOps
 
 from ..errors import SteerError
+from ..seeding import step_seed
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
@@ -52,8 +53,6 @@ def load_folder(folder, resolution: int):
 
 def folder_batches(images, classes, seed: int = 0):
     """next_batch(step, n) drawing random images (with a random horizontal flip)."""
-    from ..train.gan import step_seed
-
     def next_batch(step, n):
         gen = torch.Generator().manual_seed(step_seed(seed, step, 2))
         idx = torch.randint(len(images), (n,), generator=gen)

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from ..seeding import step_seed
+
 SHAPE_CLASSES = ("circle", "square", "triangle", "cross")
 
 
@@ -133,8 +135,6 @@ def sample_shapes(n: int, seed: int = 0, config: ShapesConfig | None = None,
 
 def shapes_batches(config: ShapesConfig | None = None, resolution: int = 32, seed: int = 0):
     """next_batch(step, n) -> (images, classes) for the trainer; each step has its own seed."""
-    from ..train.gan import step_seed
-
     def next_batch(step, n):
         images, attrs = sample_shapes(n, seed=step_seed(seed, step, 2), config=config, resolution=resolution)
         return images, attrs["class"]

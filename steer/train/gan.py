@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..checkpoint import interrupt_between_steps, load_checkpoint, save_checkpoint
+from ..seeding import step_seed
 
 
 @dataclass
@@ -30,11 +31,6 @@ class TrainConfig:
     ema_beta: float = 0.999
     checkpoint_every: int = 250
     seed: int = 0
-
-
-def step_seed(seed: int, step: int, stream: int = 0) -> int:
-    """A distinct, reproducible seed for each (run seed, step, stream)."""
-    return (seed * 1_000_003 + step * 7919 + stream * 104_729) % (2**63)
 
 
 def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = True,
