@@ -137,30 +137,43 @@ def pick_classes(generator, class_option, n):
 
 
 model_option = click.option("--model", default=DEFAULT_MODEL, show_default=True,
-                            help="Bundled model name, or a path to a model folder.")
+                            help="Bundled model name, a model folder, or an official checkpoint file "
+                                 "(e.g. DSS-GAN's G_full_ema_epoch_XXX.pt, read without running it).")
 device_option = click.option("--device", default=None, help="cpu or cuda (default: cuda when present).")
 
 
 @cli.command()
-def models():
+@click.option("--model", default=None,
+              help="Describe this model (bundled name, folder or official checkpoint file) instead.")
+def models(model):
     """List the bundled generators: resolution, classes and latent spaces.
 
+    With --model, describe one model, including its latent layout where it has one
+    (DSS-GAN: the z_base slice and one slice per scan direction).
+
     \b
-    Example:
+    Examples:
       steer models
+      steer models --model path/to/G_full_ema_epoch_100.pt
     """
     from .generators import bundled_models, load_generator
     from .generators.registry import models_dir
-    names = bundled_models()
+    names = [model] if model else bundled_models()
     if not names:
         click.echo(f"no bundled models in {models_dir()}")
         return
+    generators = [(name, load_generator(name, device="cpu")) for name in names]
     click.echo(f"{'name':<22}{'family':<10}{'resolution':>10}{'classes':>9}  spaces")
-    for name in names:
-        g = load_generator(name, device="cpu")
+    for name, g in generators:
         family = getattr(g, "family", "?")
-        click.echo(f"{name:<22}{family:<10}{g.resolution:>10}{g.num_classes:>9}  {', '.join(g.spaces)}"
+        click.echo(f"{g.name:<22}{family:<10}{g.resolution:>10}{g.num_classes:>9}  {', '.join(g.spaces)}"
                    + ("  (default)" if name == DEFAULT_MODEL else ""))
+    if model:
+        n_params = sum(p.numel() for p in g.parameters())
+        click.echo(f"latent z: {g.latent_dim} dims; parameters: {n_params:,}")
+        if hasattr(g, "latent_layout"):
+            for part, span in g.latent_layout().items():
+                click.echo(f"  {part:<12} z[{span.start}:{span.stop}]")
 
 
 @cli.command()

@@ -13,7 +13,9 @@ from safetensors.torch import load_file, save_file
 from ..errors import SteerError
 
 _FAMILIES: dict = {}
+_CHECKPOINT_READERS: list = []
 DEFAULT_MODEL = "dcgan-shapes32"
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pkl")
 
 
 def register_family(name: str):
@@ -22,6 +24,13 @@ def register_family(name: str):
         _FAMILIES[name] = builder
         return builder
     return wrap
+
+
+def register_checkpoint_reader(reader):
+    """Register reader(obj, name) -> Generator or None for third-party checkpoint files;
+    obj is what the restricted unpickler read (inert stubs and tensors)."""
+    _CHECKPOINT_READERS.append(reader)
+    return reader
 
 
 def models_dir() -> Path:
@@ -68,8 +77,14 @@ def read_config(folder: Path) -> dict:
 
 
 def load_generator(name_or_path=None, device=None):
-    """Load a generator by bundled name, folder or weights file, in eval mode."""
+    """Load a generator by bundled name, folder, weights file or official checkpoint file
+    (read without running anything from it), in eval mode."""
     _ensure_families()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    path = Path(str(name_or_path or DEFAULT_MODEL)).expanduser()
+    if path.suffix in CHECKPOINT_SUFFIXES:
+        generator = load_checkpoint_file(path)
+        return generator.to(device).eval().requires_grad_(False)
     folder = resolve_model_folder(name_or_path or DEFAULT_MODEL)
     config = read_config(folder)
     family = config.get("family")
@@ -89,7 +104,6 @@ def load_generator(name_or_path=None, device=None):
     except RuntimeError as e:
         raise SteerError(f"{weights} does not match its config.json: {str(e).splitlines()[0]}") from None
     generator.name = folder.name
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return generator.to(device).eval().requires_grad_(False)
 
 
@@ -104,6 +118,22 @@ def save_generator(generator, folder, card: str, extra_config: dict | None = Non
     (folder / "README.md").write_text(card)
 
 
+def load_checkpoint_file(path: Path):
+    """An official checkpoint file (e.g. DSS-GAN's G_full_ema_epoch_XXX.pt) -> Generator."""
+    from .safe_pickle import safe_load
+
+    if not path.is_file():
+        raise SteerError(f"no such checkpoint file: {path}")
+    obj = safe_load(path)
+    for reader in _CHECKPOINT_READERS:
+        generator = reader(obj, path.stem)
+        if generator is not None:
+            return generator
+    raise SteerError(f"{path} is not a generator checkpoint steer knows (official DSS-GAN "
+                     "whole-module .pt files are)")
+
+
 def _ensure_families():
     # importing a family module registers it
     from . import dcgan  # noqa: F401
+    from .dssgan import generator, official  # noqa: F401
