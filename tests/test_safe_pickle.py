@@ -52,39 +52,66 @@ def test_dill_class_embedding_file():
     assert module_state_dict(embedding)["weight"].shape == (1000, 320)
 
 
-class _RunsShell:
-    def __init__(self, command):
-        self.command = command
+class _Reduces:
+    """Pickles as a call of `func(*args)`: the classic way a pickle runs code."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
 
     def __reduce__(self):
-        return (os.system, (self.command,))
+        return (self.func, self.args)
 
 
-class _Evaluates:
-    def __reduce__(self):
-        import builtins
-        return (builtins.eval, ("__import__('pathlib').Path('MARKER').touch()",))
+def _hostile_payloads(marker):
+    import builtins
+    import subprocess
+    touch = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    return {
+        "os.system": _Reduces(os.system, f"touch {marker}"),
+        "eval": _Reduces(builtins.eval, touch),
+        "exec": _Reduces(builtins.exec, touch),
+        "subprocess": _Reduces(subprocess.call, ["touch", str(marker)]),
+        "__import__": _Reduces(builtins.__import__, "os"),
+    }
 
 
 @pytest.mark.parametrize("as_zip", [False, True])
-def test_hostile_pickles_are_not_executed(tmp_path, as_zip):
+@pytest.mark.parametrize("kind", ["os.system", "eval", "exec", "subprocess", "__import__"])
+def test_hostile_pickles_are_refused_and_nothing_runs(tmp_path, as_zip, kind):
     marker = tmp_path / "pwned"
-    payload = pickle.dumps({"a": _RunsShell(f"touch {marker}"), "b": _Evaluates(), "t": [1, 2]}, protocol=2)
+    payload = pickle.dumps({"t": [1, 2], "x": _hostile_payloads(marker)[kind]}, protocol=2)
     path = tmp_path / "evil.pt"
     if as_zip:
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr("archive/data.pkl", payload)
     else:
         path.write_bytes(payload)
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        loaded = safe_load(path)
-    finally:
-        os.chdir(cwd)
-    assert not marker.exists() and not (tmp_path / "MARKER").exists()
-    assert isinstance(loaded["a"], Stub) and loaded["a"].args == (f"touch {marker}",)
-    assert isinstance(loaded["b"], Stub) and loaded["t"] == [1, 2]
+    with pytest.raises(SteerError, match="asks to run code"):
+        safe_load(path)
+    assert not marker.exists()
+
+
+def test_cli_refuses_a_hostile_model_file(tmp_path):
+    from tests.test_cli import run_steer
+    marker = tmp_path / "pwned"
+    path = tmp_path / "G_full_ema_epoch_001.pt"
+    path.write_bytes(pickle.dumps(_hostile_payloads(marker)["os.system"], protocol=2))
+    result = run_steer("sample", "--model", str(path), "--out", str(tmp_path / "s.png"))
+    assert result.returncode == 2 and "asks to run code" in result.stderr
+    assert "Traceback" not in result.stderr and not marker.exists()
+
+
+class _Thing:
+    def __init__(self):
+        self.weight = [1.0, 2.0]
+
+
+def test_unknown_classes_become_inert_stubs(tmp_path):
+    path = tmp_path / "thing.pt"
+    path.write_bytes(pickle.dumps({"m": _Thing()}, protocol=2))
+    loaded = safe_load(path)
+    assert isinstance(loaded["m"], Stub) and loaded["m"].class_name.endswith("._Thing")
+    assert loaded["m"].state["weight"] == [1.0, 2.0]
 
 
 def test_our_own_torch_save_round_trips(tmp_path):

@@ -187,6 +187,25 @@ for _prefix in ("torch", "torch.cuda"):
         _ALLOWED[(_prefix, _name)] = _StorageType(_dtype)
 
 
+# globals whose only use in a pickle is to run something: a file naming one is refused outright
+_CODE_RUNNING_MODULES = ("os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "importlib",
+                         "runpy", "pty", "ctypes", "code", "codeop", "webbrowser", "pickle", "marshal",
+                         "multiprocessing", "signal", "commands", "popen2", "asyncio", "threading")
+_CODE_RUNNING_BUILTINS = {"eval", "exec", "execfile", "compile", "open", "__import__", "getattr", "setattr",
+                          "delattr", "globals", "locals", "vars", "input", "breakpoint", "apply", "reload",
+                          "file", "memoryview", "type", "object", "super", "classmethod", "staticmethod"}
+
+
+class HostilePickle(pickle.UnpicklingError):
+    """The file names a global that runs code (os.system, eval, subprocess...)."""
+
+
+def _runs_code(module: str, name: str) -> bool:
+    if module in ("builtins", "__builtin__"):
+        return name in _CODE_RUNNING_BUILTINS
+    return module.split(".")[0] in _CODE_RUNNING_MODULES
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """Resolves globals from the allowlist only; storages come from `read_storage`."""
 
@@ -198,6 +217,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         found = _ALLOWED.get((module, name))
         if found is not None:
             return found
+        if _runs_code(module, name):
+            raise HostilePickle(f"{module}.{name}")
         return _stub_class(module, name)
 
     def persistent_load(self, pid):
@@ -277,6 +298,9 @@ def safe_load(path):
             except pickle.UnpicklingError:
                 f.seek(0)
                 return _unpickle(f)
+    except HostilePickle as e:
+        raise SteerError(f"refusing {path}: it asks to run code ({e}); steer never executes what a "
+                         "checkpoint contains. Get the file from a source you trust") from None
     except (pickle.UnpicklingError, EOFError, ValueError, KeyError, struct.error, zipfile.BadZipFile,
             RuntimeError, TypeError, AttributeError, IndexError) as e:
         raise SteerError(f"cannot read {path} as a checkpoint: {type(e).__name__}: {e}") from None
