@@ -47,38 +47,53 @@ def cli():
 
 
 @cli.command()
+@click.option("--arch", default="dcgan", show_default=True, type=click.Choice(["dcgan", "dssgan"]),
+              help="dcgan: the conv baseline; dssgan: DSS-GAN (Mamba) with the official recipe.")
 @click.option("--data", default="shapes", show_default=True,
               help="'shapes' (procedural) or a folder of images (sub-folders are classes).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (resumed when it holds a checkpoint).")
 @click.option("--resolution", default=32, show_default=True, type=int)
 @click.option("--steps", default=6000, show_default=True, type=click.IntRange(1))
-@click.option("--batch", default=32, show_default=True, type=click.IntRange(1))
-@click.option("--lr", default=2e-4, show_default=True, type=click.FloatRange(0, min_open=True))
-@click.option("--base-channels", default=32, show_default=True, type=click.IntRange(4))
+@click.option("--batch", default=32, show_default=True, type=click.IntRange(1),
+              help="Global batch (split across processes under torchrun).")
+@click.option("--lr", default=None, type=click.FloatRange(0, min_open=True),
+              help="G learning rate [dcgan 2e-4 for G and D; dssgan 9e-5, D 3e-5 (official)].")
+@click.option("--lr-d", default=None, type=click.FloatRange(0, min_open=True), help="D learning rate (dssgan).")
+@click.option("--base-channels", default=32, show_default=True, type=click.IntRange(4),
+              help="dcgan: width at full resolution.")
+@click.option("--channels", default=None,
+              help="dssgan: widths from 8 px up to the resolution, e.g. 64,48,32 for 32 px.")
+@click.option("--d-state", default=16, show_default=True, type=click.IntRange(1), help="dssgan: Mamba state size.")
+@click.option("--r1-gamma", default=None, type=click.FloatRange(0),
+              help="R1 weight [dcgan 1 (every 16 steps, scaled); dssgan 5 (every 4, official)].")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when present).")
-def train(data, out, resolution, steps, batch, lr, base_channels, seed, device):
-    """Train a class-conditional conv generator (dcgan) on shapes or an image folder.
+def train(arch, data, out, resolution, steps, batch, lr, lr_d, base_channels, channels, d_state, r1_gamma, seed,
+          device):
+    """Train a class-conditional generator on shapes or an image folder.
 
     Writes OUT/checkpoint.pt while training (Ctrl-C saves; rerun to resume), then the
-    model in bundled format under OUT/model/ and a sample grid OUT/samples.png.
+    model in bundled format under OUT/model/ and a sample grid OUT/samples.png. Runs
+    data-parallel under torchrun (gloo on CPU, nccl on CUDA).
 
     \b
-    Example:
+    Examples:
       steer train --data shapes --out runs/dcgan-shapes32 --steps 6000
+      steer train --arch dssgan --data shapes --out runs/dssgan-shapes32
+      torchrun --nproc_per_node=2 --no-python steer train --arch dssgan --out runs/d2
     """
     import torch
 
     from .data.folder import folder_batches, load_folder
     from .data.shapes import SHAPE_CLASSES, shapes_batches
-    from .generators.dcgan import DCGANDiscriminator, DCGANGenerator
     from .generators.registry import save_generator
     from .train import TrainConfig, train_gan
     from .viz import save_grid
 
     out = writable_dir(out)
-    if resolution < 8 or resolution & (resolution - 1):
-        raise SteerError(f"--resolution {resolution} must be a power of two, at least 8")
+    if resolution < 8 or resolution & (resolution - 1) or (arch == "dssgan" and resolution < 16):
+        raise SteerError(f"--resolution {resolution} must be a power of two, at least "
+                         f"{16 if arch == 'dssgan' else 8}")
     if data == "shapes":
         class_names = list(SHAPE_CLASSES)
         next_batch = shapes_batches(resolution=resolution, seed=seed)
@@ -87,22 +102,58 @@ def train(data, out, resolution, steps, batch, lr, base_channels, seed, device):
         next_batch = folder_batches(images, classes, seed=seed)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
-    G = DCGANGenerator(resolution=resolution, num_classes=len(class_names), base_channels=base_channels).to(device)
-    D = DCGANDiscriminator(resolution=resolution, num_classes=len(class_names),
-                           base_channels=max(8, base_channels * 3 // 4)).to(device)
-    config = TrainConfig(steps=steps, batch=batch, lr=lr, seed=seed)
-    G_ema = train_gan(G, D, next_batch, out, config)
+    if arch == "dssgan":
+        G, D, config, about = _dssgan_setup(resolution, len(class_names), channels, d_state, steps, batch,
+                                            lr, lr_d, r1_gamma, seed)
+    else:
+        from .generators.dcgan import DCGANDiscriminator, DCGANGenerator
+        G = DCGANGenerator(resolution=resolution, num_classes=len(class_names), base_channels=base_channels)
+        D = DCGANDiscriminator(resolution=resolution, num_classes=len(class_names),
+                               base_channels=max(8, base_channels * 3 // 4))
+        config = TrainConfig(steps=steps, batch=batch, lr=lr or 2e-4, seed=seed,
+                             r1_gamma=1.0 if r1_gamma is None else r1_gamma)
+        about = "A class-conditional conv generator (steer's `dcgan` family)"
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        from .train.gan import distributed_device
+        device = str(distributed_device())
+    G_ema = train_gan(G.to(device), D.to(device), next_batch, out, config)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, rank 0 writes the model
     minutes = G_ema.train_seconds / 60
-    card = (f"# {out.name}\n\nA class-conditional conv generator (steer's `dcgan` family) at "
-            f"{resolution}x{resolution}, trained by steer on `{data}` data.\n\n"
-            f"- classes: {', '.join(class_names)}\n- latent: z ~ N(0, I), {G.latent_dim}-d\n"
-            f"- training command: `{command_line()}`\n"
+    card = (f"# {out.name}\n\n{about} at {resolution}x{resolution}, trained by steer on `{data}` "
+            f"data.\n\n- classes: {', '.join(class_names)}\n- latent: z ~ N(0, I), {G.latent_dim}-d\n"
+            f"- training command: `{command_line()}`\n- steps: {config.steps}, batch {config.batch}\n"
             f"- wall time: {minutes:.1f} min on {device} ({torch.get_num_threads()} threads)\n")
     save_generator(G_ema, out / "model", card, {"class_names": class_names})
     z, c = G_ema.sample(64, seed=0, classes=torch.arange(64) % len(class_names))
     with torch.no_grad():
-        save_grid(G_ema.synthesize(z, c), out / "samples.png", columns=8, upscale=2)
+        save_grid(G_ema.synthesize(z, c), out / "samples.png", columns=8, upscale=max(1, 64 // resolution))
     click.echo(f"model: {out / 'model'}  samples: {out / 'samples.png'}  ({minutes:.1f} min)")
+
+
+def _dssgan_setup(resolution, num_classes, channels, d_state, steps, batch, lr, lr_d, r1_gamma, seed):
+    """A small DSS-GAN, its discriminator and the official training recipe."""
+    from .generators.dssgan.configs import small_config
+    from .generators.dssgan.discriminator import DSSGANDiscriminator
+    from .generators.dssgan.generator import DSSGANGenerator, init_for_training
+    from .train import TrainConfig
+
+    sizes = []
+    while 8 * 2 ** len(sizes) <= resolution:
+        sizes.append(8 * 2 ** len(sizes))
+    if channels is None:  # 64 at 8 px, narrowing by a quarter per doubling, at least 16
+        widths = [max(16, int(64 * 0.75 ** i)) for i in range(len(sizes))]
+    else:
+        widths = parse_numbers(channels, "--channels", int)
+        if len(widths) != len(sizes) or min(widths) < 1:
+            raise SteerError(f"--channels needs {len(sizes)} positive widths, one per size "
+                             f"{', '.join(map(str, sizes))}")
+    G = init_for_training(DSSGANGenerator(small_config(resolution, num_classes, channels=widths, d_state=d_state)))
+    D = DSSGANDiscriminator(resolution=resolution, num_classes=num_classes, base_channels=32, max_channels=256)
+    overrides = {"steps": steps, "batch": batch, "seed": seed}
+    overrides.update({k: v for k, v in (("lr", lr), ("lr_d", lr_d), ("r1_gamma", r1_gamma)) if v is not None})
+    config = TrainConfig.dssgan_official(**overrides)
+    return G, D, config, "A class-conditional DSS-GAN (Mamba generator, steer's `dssgan` family)"
 
 
 

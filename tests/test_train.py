@@ -56,3 +56,16 @@ def test_image_folder_classes_and_preprocessing(tmp_path):
     assert torch.allclose(images[1, :, 8, 8], torch.tensor([-1.0, -1.0, 1.0]))
     assert np.allclose(images[2].numpy(), 1.0)  # fully transparent: composited on white
     assert np.allclose(images[3].numpy(), 128 / 127.5 - 1, atol=1e-6)  # greyscale becomes three equal channels
+
+
+def test_train_command_dssgan_writes_a_loadable_model(tmp_path):
+    out = tmp_path / "run"
+    result = run_steer("train", "--arch", "dssgan", "--out", str(out), "--resolution", "16", "--steps", "2",
+                       "--batch", "4", "--channels", "8,6", "--d-state", "4", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    G = load_generator(str(out / "model"), device="cpu")
+    assert G.family == "dssgan" and G.resolution == 16 and G.num_classes == 4
+    assert "DSS-GAN" in (out / "model" / "README.md").read_text()
+    bad = run_steer("train", "--arch", "dssgan", "--out", str(tmp_path / "bad"), "--resolution", "16",
+                    "--channels", "8,6,4")
+    assert bad.returncode == 2 and "--channels needs 2 positive widths" in bad.stderr

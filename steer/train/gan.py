@@ -1,52 +1,243 @@
 """A compact GAN trainer: non-saturating loss, lazy R1 on real images, EMA of G,
 atomic checkpoints, resume, and a Ctrl-C that saves before it stops.
 
-Each step draws its data and latents from generators seeded by (seed, step), so a run
-resumed from a checkpoint continues exactly as an uninterrupted one would.
+Each step draws its data, latents and augmentations from generators seeded by
+(seed, step), and seeds torch's global generator for whatever randomness G uses inside
+(DSS-GAN's random rotation), so a run resumed from a checkpoint continues exactly as an
+uninterrupted one would.
+
+Options beyond the defaults reproduce the official DSS-GAN recipe
+(`TrainConfig.dssgan_official()`): separate learning rates, gradient-norm clipping, R1 not
+scaled by its interval, an EMA decay that switches after a number of images, EMA of
+floating-point buffers (batch-norm statistics), fakes with uniformly drawn classes, fresh
+latents for the G step, and a differentiable flip/brightness/contrast augmentation applied
+to every image D sees.
+
+Distributed: under `torchrun --nproc_per_node=N` (RANK / WORLD_SIZE / LOCAL_RANK set) the
+process group is created when needed (gloo on CPU, nccl on CUDA); `batch` is the global
+batch, split evenly, and each rank takes its own rows of the global batch, latents and
+augmentation draws. Weights and buffers start from rank 0's, gradients are averaged across
+ranks after every backward (the StyleGAN2-ADA way, rather than DistributedDataParallel,
+whose reducer supports neither the R1 `autograd.grad` double backward nor switching D's
+`requires_grad` between the D and G steps), and G's buffers follow rank 0 after each step,
+so every rank holds bitwise-identical G, D, G_ema and optimiser states. Only rank 0 shows
+progress, writes the log and checkpoints; every rank resumes from the same checkpoint.
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import copy
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..checkpoint import interrupt_between_steps, load_checkpoint, save_checkpoint
 from ..seeding import step_seed
 
+# step_seed streams; 2 is the data stream (steer.data), 1 the original latent stream
+_Z, _FAKE_CLASSES, _Z_G, _CLASSES_G = 1, 3, 4, 5
+_AUG_REAL, _AUG_R1, _AUG_FAKE_D, _AUG_FAKE_G = 6, 7, 8, 9
+_GLOBAL_RNG = 1000  # + rank: torch's global generator, for randomness inside G
+
 
 @dataclass
 class TrainConfig:
     steps: int = 6000
-    batch: int = 32
-    lr: float = 2e-4
+    batch: int = 32  # global batch; split evenly across ranks when distributed
+    lr: float = 2e-4  # G's learning rate, and D's unless lr_d is set
     betas: tuple = (0.5, 0.99)
     r1_gamma: float = 1.0
-    r1_every: int = 16  # lazy regularisation: R1 every k steps, scaled by k
+    r1_every: int = 16  # lazy regularisation: R1 every k steps (scaled by k unless told not to)
     ema_beta: float = 0.999
     checkpoint_every: int = 250
     seed: int = 0
+    lr_d: float | None = None  # D's learning rate; None: same as lr
+    clip_g: float | None = None  # max gradient norm of G; None: no clipping
+    clip_d: float | None = None  # max gradient norm of D; None: no clipping
+    r1_scale_by_interval: bool = True  # False: add 0.5*gamma*R1 as is (official DSS-GAN)
+    ema_beta2: float | None = None  # EMA decay once ema_switch_images images have been seen
+    ema_switch_images: int = 1_000_000
+    ema_buffers: bool = False  # also average G's floating-point buffers (batch-norm statistics)
+    fake_classes: str = "real"  # "real": fakes take the batch's classes; "uniform": drawn uniformly
+    fresh_g_latents: bool = False  # the G step draws its own latents (and classes) instead of reusing D's
+    augment: bool = False  # flip / brightness / contrast on every image D sees (see diff_augment)
+    aug_flip: float = 0.5  # probability of flipping the whole batch horizontally
+    aug_brightness: float = 0.1  # additive offset drawn from U(-b, b)
+    aug_p_brightness: float = 0.5  # per-image probability of the brightness offset
+    aug_contrast: float = 0.1  # factor 1 + U(-c, c) about each image's per-channel mean
+    aug_p_contrast: float = 0.5  # per-image probability of the contrast change
+
+    def __post_init__(self):
+        if self.fake_classes not in ("real", "uniform"):
+            raise ValueError(f"fake_classes must be 'real' or 'uniform', not {self.fake_classes!r}")
+        self.betas = tuple(self.betas)
+
+    @classmethod
+    def dssgan_official(cls, **overrides) -> "TrainConfig":
+        """The official DSS-GAN training recipe (dssgan/DSS_GAN src/config, 256 px configs):
+        Adam betas (0, 0.99), lr G 9e-5 / D 3e-5, batch 96, R1 gamma 5 every 4 steps added
+        as 0.5*gamma*R1, gradient-norm clips G 10 / D 15, EMA 0.999 switching to 0.9995
+        after 1M images (buffers included), fake classes drawn uniformly, fresh latents for
+        the G step, flip 0.5 + brightness/contrast 0.1 (each p=0.5) on reals and fakes.
+        Keyword arguments override any field (e.g. steps, batch, r1_gamma=8 for 512 px)."""
+        recipe = dict(batch=96, lr=9e-5, lr_d=3e-5, betas=(0.0, 0.99), r1_gamma=5.0, r1_every=4,
+                      r1_scale_by_interval=False, ema_beta=0.999, ema_beta2=0.9995,
+                      ema_switch_images=1_000_000, ema_buffers=True, clip_g=10.0, clip_d=15.0,
+                      fake_classes="uniform", fresh_g_latents=True, augment=True, aug_flip=0.5,
+                      aug_brightness=0.1, aug_p_brightness=0.5, aug_contrast=0.1, aug_p_contrast=0.5)
+        return cls(**{**recipe, **overrides})
+
+
+def diff_augment(images, generator: torch.Generator, flip: float = 0.5, brightness: float = 0.1,
+                 contrast: float = 0.1, p_brightness: float = 0.5, p_contrast: float = 0.5, rows=None):
+    """Differentiable augmentation of images in [-1, 1] (the official DSS-GAN DiffAug):
+
+    1. with probability `flip`, the whole batch is mirrored left-right (one draw per batch);
+    2. each image, with probability `p_brightness`, gets an offset from U(-brightness,
+       brightness), then values are clamped to [-1, 1];
+    3. each image, with probability `p_contrast`, has its deviation from its per-channel
+       spatial mean scaled by 1 + U(-contrast, contrast), then clamped again.
+
+    All random numbers come from `generator` (CPU). `rows=(start, stop, total)` draws them
+    for a batch of `total` images and uses rows start:stop, so the ranks of a distributed
+    run together augment their global batch exactly as one process would.
+    """
+    n = images.shape[0]
+    start, stop, total = rows if rows is not None else (0, n, n)
+    if stop - start != n:
+        raise ValueError(f"rows {start}:{stop} do not match a batch of {n}")
+    flip_now = torch.rand((), generator=generator).item() < flip
+    b_on = torch.rand(total, generator=generator) < p_brightness
+    b_delta = (torch.rand(total, generator=generator) * 2 - 1) * brightness
+    c_on = torch.rand(total, generator=generator) < p_contrast
+    c_factor = 1 + (torch.rand(total, generator=generator) * 2 - 1) * contrast
+
+    def per_image(values):
+        return values[start:stop].to(images.device, images.dtype).view(n, 1, 1, 1)
+
+    x = images.flip(3) if flip_now else images
+    if brightness > 0:
+        x = (x + per_image(torch.where(b_on, b_delta, 0.0))).clamp(-1, 1)
+    if contrast > 0:
+        mean = x.mean((2, 3), keepdim=True)
+        x = ((x - mean) * per_image(torch.where(c_on, c_factor, 1.0)) + mean).clamp(-1, 1)
+    return x
+
+
+def distributed_device() -> torch.device:
+    """The device this process should train on: cuda:LOCAL_RANK when CUDA is present
+    (cuda:0 outside torchrun), else the CPU. Put G and D there before calling train_gan."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def _init_distributed(device: torch.device):
+    """(rank, world size). Creates the process group when torchrun's variables ask for one
+    and none exists yet; it then stays up for later calls (creating it a second time in
+    one process is not reliable) and is destroyed at exit."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    if not dist.is_available():
+        raise RuntimeError("WORLD_SIZE > 1 but this PyTorch build has no torch.distributed")
+    if device.type == "cuda":
+        if device.index is not None:
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl")
+    else:
+        dist.init_process_group("gloo")
+    atexit.register(_destroy_process_group)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _broadcast_from_rank0(tensors) -> None:
+    """Overwrite every tensor with rank 0's values, one collective per dtype."""
+    by_kind = {}
+    for t in tensors:
+        by_kind.setdefault((t.dtype, t.device), []).append(t)
+    for group in by_kind.values():
+        flat = torch.cat([t.detach().reshape(-1) for t in group])
+        dist.broadcast(flat, src=0)
+        offset = 0
+        with torch.no_grad():
+            for t in group:
+                t.copy_(flat[offset:offset + t.numel()].view_as(t))
+                offset += t.numel()
+
+
+def _average_gradients(module, world: int) -> None:
+    """Average .grad across ranks. A parameter without a gradient on some rank counts as a
+    zero gradient there; one without a gradient on every rank keeps grad None."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        return
+    device = params[0].device
+    has_grad = torch.tensor([float(p.grad is not None) for p in params], device=device)
+    flat = torch.cat([has_grad] + [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float()
+                                   for p in params])
+    dist.all_reduce(flat)
+    counts, flat = flat[:len(params)].tolist(), flat[len(params):] / world
+    offset = 0
+    for p, count in zip(params, counts):
+        if count > 0:
+            grad = flat[offset:offset + p.numel()].view_as(p).to(p.dtype)
+            if p.grad is None:
+                p.grad = grad.clone()
+            else:
+                p.grad.copy_(grad)
+        offset += p.numel()
+
+
+def _mean_across_ranks(values: dict, world: int, device) -> dict:
+    if world == 1:
+        return values
+    t = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return dict(zip(values, (t / world).tolist()))
 
 
 def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = True,
               on_checkpoint=None):
-    """Train G against D. next_batch(step, n) returns (images in [-1,1], classes or None).
+    """Train G against D. next_batch(step, n) returns (images in [-1,1], classes or None)
+    for the global batch n = config.batch; G is called as G.synthesize(z, classes) with
+    z of size G.latent_dim.
 
     Writes out_dir/checkpoint.pt (resumed from when present) and out_dir/log.jsonl.
-    Returns the EMA generator.
+    Returns the EMA generator (in eval mode). Under torchrun every rank must call this with
+    the same arguments; only rank 0 writes and calls on_checkpoint.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = out_dir / "checkpoint.pt", out_dir / "log.jsonl"
     device = next(G.parameters()).device
+    rank, world = _init_distributed(device)
+    if config.batch % world:
+        raise ValueError(f"batch {config.batch} does not split evenly across {world} processes")
+    lo, hi = rank * config.batch // world, (rank + 1) * config.batch // world
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if world > 1:
+        # identical starting weights everywhere (a checkpoint, when present, then replaces them)
+        _broadcast_from_rank0(list(G.state_dict().values()) + list(D.state_dict().values()))
+    G.train(), D.train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=tuple(config.betas))
-    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=tuple(config.betas))
+    lr_d = config.lr if config.lr_d is None else config.lr_d
+    opt_d = torch.optim.Adam(D.parameters(), lr=lr_d, betas=tuple(config.betas))
     start, elapsed_before = 0, 0.0
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
@@ -54,6 +245,8 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
         opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
         start, elapsed_before = state["step"], state.get("elapsed", 0.0)
     t0 = time.time()  # wall time accumulates across resumes, for the model card
+    num_classes = getattr(G, "num_classes", 0) or 0
+    g_buffers = list(G.buffers())
 
     def save(step):
         save_checkpoint({"G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
@@ -63,52 +256,108 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
         if on_checkpoint is not None:
             on_checkpoint(G_ema, step)
 
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress,
-               desc="train", dynamic_ncols=True)
-    with interrupt_between_steps() as interrupt, open(log_path, "a") as log:
+    def rng(step, stream):
+        return torch.Generator().manual_seed(step_seed(config.seed, step, stream))
+
+    def latents(step, stream):  # this rank's rows of the global batch's latents
+        z = torch.randn(config.batch, G.latent_dim, generator=rng(step, stream))
+        return z[lo:hi].to(device)
+
+    def random_classes(step, stream):
+        c = torch.randint(0, num_classes, (config.batch,), generator=rng(step, stream))
+        return c[lo:hi].to(device)
+
+    def augment(images, step, stream):
+        if not config.augment:
+            return images
+        return diff_augment(images, rng(step, stream), flip=config.aug_flip, brightness=config.aug_brightness,
+                            contrast=config.aug_contrast, p_brightness=config.aug_p_brightness,
+                            p_contrast=config.aug_p_contrast, rows=(lo, hi, config.batch))
+
+    def step_done(model, clip):
+        if world > 1:
+            _average_gradients(model, world)
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+
+    r1_weight = 0.5 * config.r1_gamma * (config.r1_every if config.r1_scale_by_interval else 1)
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
+               disable=not (progress and rank == 0), desc="train", dynamic_ncols=True)
+    log_file = open(log_path, "a") if rank == 0 else contextlib.nullcontext()
+    with interrupt_between_steps() as interrupt, log_file as log:
         for step in bar:
+            torch.manual_seed(step_seed(config.seed, step, _GLOBAL_RNG + rank))  # randomness inside G
             real, classes = next_batch(step, config.batch)
-            real = real.to(device)
-            classes = classes.to(device) if classes is not None else None
-            gen = torch.Generator().manual_seed(step_seed(config.seed, step, 1))
-            z = torch.randn(config.batch, G.latent_dim, generator=gen).to(device)
+            real = real[lo:hi].to(device)
+            classes = classes[lo:hi].to(device) if classes is not None else None
+            z = latents(step, _Z)
+            fake_classes = classes
+            if config.fake_classes == "uniform" and classes is not None and num_classes:
+                fake_classes = random_classes(step, _FAKE_CLASSES)
 
             # discriminator: real up, fake down
             with torch.no_grad():
-                fake = G.synthesize(z, classes)
-            loss_d = F.softplus(D(fake, classes)).mean() + F.softplus(-D(real, classes)).mean()
+                fake = G.synthesize(z, fake_classes)
+            loss_d = (F.softplus(D(augment(fake, step, _AUG_FAKE_D), fake_classes)).mean()
+                      + F.softplus(-D(augment(real, step, _AUG_REAL), classes)).mean())
             r1 = torch.zeros((), device=device)
             if config.r1_gamma > 0 and step % config.r1_every == 0:
-                real_r1 = real.detach().requires_grad_(True)
+                real_r1 = augment(real, step, _AUG_R1).detach().requires_grad_(True)
                 (grad,) = torch.autograd.grad(D(real_r1, classes).sum(), real_r1, create_graph=True)
                 r1 = grad.square().sum((1, 2, 3)).mean()
-                loss_d = loss_d + 0.5 * config.r1_gamma * config.r1_every * r1
+                loss_d = loss_d + r1_weight * r1
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
+            step_done(D, config.clip_d)
             opt_d.step()
 
             # generator: non-saturating loss
+            z_g, classes_g = z, fake_classes
+            if config.fresh_g_latents:
+                z_g = latents(step, _Z_G)
+                if config.fake_classes == "uniform" and classes is not None and num_classes:
+                    classes_g = random_classes(step, _CLASSES_G)
             D.requires_grad_(False)
-            loss_g = F.softplus(-D(G.synthesize(z, classes), classes)).mean()
+            loss_g = F.softplus(-D(augment(G.synthesize(z_g, classes_g), step, _AUG_FAKE_G), classes_g)).mean()
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
+            step_done(G, config.clip_g)
             opt_g.step()
             D.requires_grad_(True)
 
+            if world > 1 and g_buffers:
+                _broadcast_from_rank0(g_buffers)  # batch-norm statistics follow rank 0
+            beta = config.ema_beta
+            if config.ema_beta2 is not None and (step + 1) * config.batch >= config.ema_switch_images:
+                beta = config.ema_beta2
             with torch.no_grad():
                 for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-                    p_ema.lerp_(p, 1 - config.ema_beta)
+                    p_ema.lerp_(p, 1 - beta)
+                if config.ema_buffers:
+                    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+                        if b.dtype.is_floating_point:
+                            b_ema.lerp_(b, 1 - beta)
 
             if step % 10 == 0:
-                bar.set_postfix(d=f"{loss_d.item():.3f}", g=f"{loss_g.item():.3f}")
-                log.write(json.dumps({"step": step, "loss_d": loss_d.item(), "loss_g": loss_g.item(),
-                                      "r1": r1.item()}) + "\n")
-            if interrupt["stop"] or (step + 1) % config.checkpoint_every == 0:
-                log.flush()
-                save(step + 1)
-            if interrupt["stop"]:
+                values = _mean_across_ranks({"loss_d": loss_d.item(), "loss_g": loss_g.item(), "r1": r1.item()},
+                                            world, device)
+                if rank == 0:
+                    bar.set_postfix(d=f"{values['loss_d']:.3f}", g=f"{values['loss_g']:.3f}")
+                    log.write(json.dumps({"step": step, **values}) + "\n")
+            stop = interrupt["stop"]
+            if world > 1:  # stop together, at the same step
+                flag = torch.tensor([float(stop)], device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                stop = bool(flag.item())
+            if stop or (step + 1) % config.checkpoint_every == 0:
+                if rank == 0:
+                    log.flush()
+                    save(step + 1)
+            if stop:
                 raise KeyboardInterrupt
-    if start < config.steps:
+    if start < config.steps and rank == 0:
         save(config.steps)
+    if world > 1:
+        dist.barrier()  # the final checkpoint is on disk before any rank returns
     G_ema.train_seconds = elapsed_before + time.time() - t0
     return G_ema

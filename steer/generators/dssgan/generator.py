@@ -262,6 +262,22 @@ def _upsample(in_ch: int, out_ch: int) -> nn.Sequential:
                          nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.GELU())
 
 
+def init_for_training(generator: nn.Module) -> nn.Module:
+    """The official training-time initialisation: every Mamba conv1d Xavier-uniform with gain
+    0.8, then Xavier-uniform weights and zero biases for every Linear and Conv2d, the Linear
+    layers inside the Mamba blocks included (so dt_proj's bias starts at 0). Embeddings,
+    positional encodings and routing parameters keep their own initialisation."""
+    for module in generator.modules():
+        if isinstance(module, MambaBlock):
+            nn.init.xavier_uniform_(module.mamba.conv1d.weight, gain=0.8)
+    for module in generator.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return generator
+
+
 def mamba_stage_sizes(resolution: int) -> list:
     """Map sizes with Mamba stages: 8, 16, ..., resolution/2."""
     sizes, size = [], 8
