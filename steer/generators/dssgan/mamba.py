@@ -1,11 +1,12 @@
 """Mamba (Gu & Dao) in plain PyTorch, with the parameter names of mamba-ssm's `Mamba`, so
-official state_dicts load with strict=True. The selective scan is steer's own sequential
-CPU implementation of the reference maths:
+official state_dicts load with strict=True. The selective scan (`scan.selective_scan`)
+computes the reference maths:
 
     delta = softplus(dt + dt_bias);  h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t
     y_t = C_t . h_t + D u_t;         out = y * silu(z)
 
-mamba-ssm's CUDA kernels are an optional backend (the `cuda` extra), used when present.
+with steer's own chunked scan, or mamba-ssm's CUDA kernel (the `cuda` extra) for CUDA tensors
+when it is installed.
 """
 from __future__ import annotations
 
@@ -15,27 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .scan import selective_scan
 
-def selective_scan(u, delta, A, B, C, D, z=None, delta_bias=None):
-    """u, delta, z: (batch, d_inner, L); A: (d_inner, d_state); B, C: (batch, d_state, L);
-    D, delta_bias: (d_inner,). Returns (batch, d_inner, L), in u's dtype."""
-    dtype = u.dtype
-    u, delta = u.float(), delta.float()
-    if delta_bias is not None:
-        delta = delta + delta_bias.float()[None, :, None]
-    delta = F.softplus(delta)
-    # discretise once for the whole sequence, then run the linear recurrence step by step
-    decay = torch.exp(torch.einsum("bdl,dn->bldn", delta, A.float()))
-    drive = torch.einsum("bdl,bnl,bdl->bldn", delta, B.float(), u)
-    state = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
-    outputs = []
-    for t in range(u.shape[2]):
-        state = decay[:, t] * state + drive[:, t]
-        outputs.append(torch.einsum("bdn,bn->bd", state, C[:, :, t].float()))
-    y = torch.stack(outputs, dim=2) + u * D.float()[None, :, None]
-    if z is not None:
-        y = y * F.silu(z.float())
-    return y.to(dtype)
+__all__ = ["Mamba", "MambaBlock", "selective_scan"]
 
 
 class Mamba(nn.Module):
@@ -64,7 +47,7 @@ class Mamba(nn.Module):
         dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = (dt @ self.dt_proj.weight.T).transpose(1, 2)  # the bias goes in as delta_bias
         y = selective_scan(x, dt, -torch.exp(self.A_log.float()), B.transpose(1, 2), C.transpose(1, 2),
-                           self.D, z=z, delta_bias=self.dt_proj.bias)
+                           self.D, z=z, delta_bias=self.dt_proj.bias, delta_softplus=True)
         return self.out_proj(y.transpose(1, 2))
 
 
