@@ -268,3 +268,33 @@ def test_walk_command_learns_on_a_dssgan_model(tmp_path):
     # gradients reached the walk through the generator's Mamba scans
     assert set(learned) == set(initial)
     assert all((learned[k] - initial[k]).abs().max() > 1e-6 for k in initial)
+
+
+@needs_fixtures
+def test_checkpoint_written_on_a_gpu_loads_on_the_cpu(tmp_path):
+    """Official checkpoints from GPU training tag every storage 'cuda:0'."""
+    import zipfile
+    source = zipfile.ZipFile(OFFICIAL / "generator_full_ema.pt")
+    path = tmp_path / "G_full_ema_epoch_001.pt"
+    with zipfile.ZipFile(path, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename.endswith("data.pkl"):
+                assert data.count(b"X\x03\x00\x00\x00cpu") == 1  # memoised after its first use
+                data = data.replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+            target.writestr(info, data)
+    G = load_generator(str(path), device="cpu")
+    z, y = fixture_inputs()
+    expected = torch.from_numpy(np.load(OFFICIAL / "expected.npz")["x"])
+    assert (G.synthesize(z, y) - expected).abs().max() < 1e-4
+
+
+@needs_fixtures
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_official_checkpoint_on_cuda_gives_the_official_images():
+    G = load_generator(str(OFFICIAL / "generator_full_ema.pt"), device="cuda")
+    z, y = fixture_inputs()
+    expected = torch.from_numpy(np.load(OFFICIAL / "expected.npz")["x"])
+    with torch.no_grad():
+        images = G.synthesize(z.cuda(), y.cuda()).cpu()
+    assert (images - expected).abs().max() < 1e-4
