@@ -60,10 +60,10 @@ def official_128(batch: int, repeats: int) -> None:
     print(f"    ratio steer / reference: {reference_s / steer_s:.1f}x   max |difference| {diff:.1e}")
 
 
-def sampling(batch: int, repeats: int) -> None:
+def sampling(batch: int, repeats: int, dssgan_model: str) -> None:
     print(f"(c) sampling throughput, batch {batch}, CPU {torch.get_num_threads()} threads, no grad")
-    for name in ("dssgan-shapes32", "dcgan-shapes32"):
-        if name not in bundled_models():
+    for name in (dssgan_model, "dcgan-shapes32"):
+        if "/" not in name and name not in bundled_models():
             print(f"    {name:<18} not bundled; skipped")
             continue
         G = steer.load_generator(name, device="cpu")
@@ -81,9 +81,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=1, help="batch for the 128 px comparison")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dssgan-model", default="dssgan-shapes32",
+                        help="the 32 px DSS-GAN for (c): bundled name or model folder")
     args = parser.parse_args()
     official_128(args.batch, args.repeats)
-    sampling(64, args.repeats)
+    sampling(64, args.repeats, args.dssgan_model)
 
 
 if __name__ == "__main__":
