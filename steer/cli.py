@@ -133,7 +133,7 @@ def train(arch, data, out, resolution, steps, batch, lr, lr_d, base_channels, ch
 
 def _dssgan_setup(resolution, num_classes, channels, d_state, steps, batch, lr, lr_d, r1_gamma, seed):
     """A small DSS-GAN, its discriminator and the official training recipe."""
-    from .generators.dssgan.configs import small_config
+    from .generators.dssgan.configs import default_channels, small_config
     from .generators.dssgan.discriminator import DSSGANDiscriminator
     from .generators.dssgan.generator import DSSGANGenerator, init_for_training
     from .train import TrainConfig
@@ -141,8 +141,8 @@ def _dssgan_setup(resolution, num_classes, channels, d_state, steps, batch, lr, 
     sizes = []
     while 8 * 2 ** len(sizes) <= resolution:
         sizes.append(8 * 2 ** len(sizes))
-    if channels is None:  # 64 at 8 px, narrowing by a quarter per doubling, at least 16
-        widths = [max(16, int(64 * 0.75 ** i)) for i in range(len(sizes))]
+    if channels is None:
+        widths = default_channels(resolution)
     else:
         widths = parse_numbers(channels, "--channels", int)
         if len(widths) != len(sizes) or min(widths) < 1:

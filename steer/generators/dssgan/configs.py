@@ -55,11 +55,18 @@ def official_config(resolution: int = 256, num_classes: int = 3) -> dict:
     raise ValueError("official DSS-GAN configs exist for 128, 256 and 512 px")
 
 
-def small_config(resolution: int = 32, num_classes: int = 4, channels=(64, 48, 32), d_state: int = 16,
+def default_channels(resolution: int) -> list:
+    """Widths for a small model: 64 at 8 px, narrowing by a quarter per doubling, at least 16."""
+    sizes = resolution.bit_length() - 3  # 8, 16, ..., resolution
+    return [max(16, int(64 * 0.75 ** i)) for i in range(sizes)]
+
+
+def small_config(resolution: int = 32, num_classes: int = 4, channels=None, d_state: int = 16,
                  directions=("row_fwd", "col_fwd", "diag_left"), z_base: int = 32,
                  z_per_direction: int = 8) -> dict:
     """A CPU-trainable DSS-GAN: Mamba stages 8..resolution/2, the modulated conv block at
     full resolution. `channels` lists widths from 8 px up to `resolution`."""
+    channels = list(channels or default_channels(resolution))
     sizes = [8 * 2 ** i for i in range(len(channels))]
     if sizes[-1] != resolution:
         raise ValueError(f"channels must give one width per size 8..{resolution}")
