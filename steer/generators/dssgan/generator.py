@@ -17,7 +17,6 @@ that train on a CPU. Configs use the official config dict's keys (`ch_8x8`, `mam
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -58,13 +57,7 @@ def _scan_positions(height: int, width: int, direction: str) -> list:
     return [i * width + j for i, j in sorted(cells, key=key)]
 
 
-@lru_cache(maxsize=None)
-def _scan_indices_cpu(height: int, width: int, direction: str):
-    order = torch.tensor(_scan_positions(height, width, direction), dtype=torch.long)
-    return order, torch.argsort(order)
-
-
-_DEVICE_INDICES: dict = {}
+_SCAN_INDICES: dict = {}
 
 
 def scan_indices(height: int, width: int, direction: str, device=None):
@@ -72,10 +65,10 @@ def scan_indices(height: int, width: int, direction: str, device=None):
     sequence and back. Cached per (height, width, direction, device)."""
     device = torch.device(device or "cpu")
     key = (height, width, direction, device)
-    if key not in _DEVICE_INDICES:
-        order, inverse = _scan_indices_cpu(height, width, direction)
-        _DEVICE_INDICES[key] = (order.to(device), inverse.to(device))
-    return _DEVICE_INDICES[key]
+    if key not in _SCAN_INDICES:
+        order = torch.tensor(_scan_positions(height, width, direction), dtype=torch.long)
+        _SCAN_INDICES[key] = (order.to(device), torch.argsort(order).to(device))
+    return _SCAN_INDICES[key]
 
 
 def scan(h, direction: str):
