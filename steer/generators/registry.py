@@ -137,3 +137,4 @@ def _ensure_families():
     # importing a family module registers it
     from . import dcgan  # noqa: F401
     from .dssgan import generator, official  # noqa: F401
+    from .stylegan_xl import generator as _sgxl_generator, official as _sgxl_official  # noqa: F401

@@ -1,0 +1,129 @@
+"""Official StyleGAN-XL pickles (network-snapshot.pkl, imagenet128.pkl ...) rebuilt as steer's
+network without running the source they embed.
+
+The restricted unpickler turns each persistent object into a stub holding its pickled
+__dict__; the settings the forward pass uses (sizes, up/down factors, paddings, clamps, the
+layer order) are read from those recorded attributes, the tensors from the recorded
+parameters and buffers. Base generators and super-resolution stages (SuperresGenerator)
+have the same mapping/synthesis layout and load alike. Only G_ema is taken from a snapshot.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...errors import SteerError
+from ..registry import register_checkpoint_reader
+from ..safe_pickle import PersistentStub, Stub, module_state_dict
+from .generator import StyleGANXLGenerator
+
+GENERATOR_CLASSES = ("Generator", "SuperresGenerator")
+
+
+def _attrs(stub) -> dict:
+    return stub.state if isinstance(stub, Stub) and isinstance(stub.state, dict) else {}
+
+
+def _child(stub, name: str, where: str = ""):
+    child = (_attrs(stub).get("_modules") or {}).get(name)
+    if child is None:
+        raise SteerError(f"StyleGAN-XL checkpoint lacks module {where}{name}")
+    return child
+
+
+def _plain(value):
+    """numpy scalars and arrays -> Python numbers and lists (JSON-able)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def is_stylegan_xl(obj) -> bool:
+    if not (isinstance(obj, PersistentStub) and obj.class_name in GENERATOR_CLASSES):
+        return False
+    modules = _attrs(obj).get("_modules") or {}
+    return getattr(modules.get("synthesis"), "class_name", "") == "SynthesisNetwork" and "mapping" in modules
+
+
+def _check_fc(stub, where: str, activation: str, lr_multiplier: float | None = None):
+    attrs = _attrs(stub)
+    if attrs.get("activation") != activation:
+        raise SteerError(f"{where}: activation {attrs.get('activation')!r} is not supported (expected {activation})")
+    lr = float(attrs.get("bias_gain", 1)) if lr_multiplier is None else lr_multiplier
+    expected = lr / math.sqrt(int(attrs["in_features"]))
+    if not math.isclose(float(attrs["weight_gain"]), expected, rel_tol=1e-6):
+        raise SteerError(f"{where}: weight gain {attrs['weight_gain']} does not follow lr_multiplier {lr}")
+    return lr
+
+
+def _buffer_taps(layer, name: str):
+    buffer = (_attrs(layer).get("_buffers") or {}).get(name)
+    return 1 if buffer is None else int(buffer.shape[0]), buffer is not None and buffer.ndim == 2
+
+
+def config_from_official(stub) -> dict:
+    """steer's config for a pickled official Generator / SuperresGenerator."""
+    attrs = _attrs(stub)
+    mapping, synthesis = _child(stub, "mapping"), _child(stub, "synthesis")
+    m, s = _attrs(mapping), _attrs(synthesis)
+    c_dim, num_layers = int(attrs["c_dim"]), int(m.get("num_layers", 2))
+    lr = _check_fc(_child(mapping, "fc0", "mapping."), "mapping.fc0", "lrelu")
+    for idx in range(1, num_layers):
+        _check_fc(_child(mapping, f"fc{idx}", "mapping."), f"mapping.fc{idx}", "lrelu", lr)
+    if c_dim > 0:
+        _check_fc(_child(mapping, "embed_proj", "mapping."), "mapping.embed_proj", "lrelu", 1.0)
+    embed = _attrs(_child(mapping, "embed", "mapping."))
+    source_input = _child(synthesis, "input", "synthesis.")
+    inp = _attrs(source_input)
+    _check_fc(_child(source_input, "affine", "synthesis.input."), "synthesis.input.affine", "linear", 1.0)
+    layers = []
+    for name in s["layer_names"]:
+        layer = _child(synthesis, name, "synthesis.")
+        a = _attrs(layer)
+        _check_fc(_child(layer, "affine", f"synthesis.{name}."), f"synthesis.{name}.affine", "linear", 1.0)
+        up_taps, up_2d = _buffer_taps(layer, "up_filter")
+        down_taps, down_2d = _buffer_taps(layer, "down_filter")
+        if up_2d:
+            raise SteerError(f"synthesis.{name}: a 2-D upsampling filter is not supported")
+        clamp = a.get("conv_clamp")
+        layers.append({"name": name, "in_channels": int(a["in_channels"]), "out_channels": int(a["out_channels"]),
+                       "conv_kernel": int(a["conv_kernel"]), "is_torgb": bool(a["is_torgb"]),
+                       "up_factor": int(a["up_factor"]), "down_factor": int(a["down_factor"]),
+                       "up_taps": up_taps, "down_taps": down_taps, "down_radial": down_2d,
+                       "padding": [int(p) for p in _plain(a["padding"])],
+                       "conv_clamp": None if clamp is None else float(clamp)})
+    config = {
+        "family": "stylegan_xl", "z_dim": int(attrs["z_dim"]), "w_dim": int(attrs["w_dim"]), "c_dim": c_dim,
+        "img_resolution": int(s.get("img_resolution", attrs["img_resolution"])),
+        "img_channels": int(attrs["img_channels"]),
+        "mapping": {"num_layers": num_layers, "lr_multiplier": lr, "embed_num": int(embed["num_embeddings"]),
+                    "embed_dim": int(embed["embedding_dim"])},
+        "input": {"channels": int(inp["channels"]), "size": [int(v) for v in np.broadcast_to(_plain(inp["size"]), [2])],
+                  "sampling_rate": float(inp["sampling_rate"]), "bandwidth": float(inp["bandwidth"])},
+        "layers": layers, "output_scale": float(s.get("output_scale", 1.0)),
+    }
+    if int(m.get("num_ws", len(layers) + 1)) != len(layers) + 1:
+        raise SteerError(f"StyleGAN-XL checkpoint: the mapping makes {m['num_ws']} ws but synthesis "
+                         f"has {len(layers)} layers plus its input")
+    return config
+
+
+def generator_from_official(stub, name: str = "stylegan_xl") -> StyleGANXLGenerator:
+    generator = StyleGANXLGenerator(config_from_official(stub), name=name)
+    try:
+        generator.load_state_dict(module_state_dict(stub), strict=True)
+    except RuntimeError as e:
+        raise SteerError(f"StyleGAN-XL checkpoint does not match its recorded settings: "
+                         f"{str(e).splitlines()[0]}") from None
+    return generator
+
+
+@register_checkpoint_reader
+def read_official_checkpoint(obj, name: str):
+    """Registry hook: a training snapshot dict (its G_ema) or a pickled generator itself."""
+    if isinstance(obj, dict):
+        obj = obj.get("G_ema", obj)
+    return generator_from_official(obj, name) if is_stylegan_xl(obj) else None
