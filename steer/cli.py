@@ -172,6 +172,31 @@ def open_generator(model, device):
     return load_generator(model, device=device)
 
 
+def set_w_truncation(generator, truncation, centroids):
+    """Generators that truncate in W (StyleGAN) take psi and centroids as settings; returns
+    what is left for truncating z (None for those)."""
+    if not hasattr(generator, "truncation_psi"):
+        if centroids:
+            raise SteerError(f"--centroids is for StyleGAN-XL models; {generator.name} has no W space")
+        return truncation
+    if truncation is not None:
+        generator.truncation_psi = truncation
+    if centroids:
+        generator.set_centroids(centroids)
+    return None
+
+
+def parse_layers(text):
+    """'START:STOP' -> (START, STOP), or None."""
+    if not text:
+        return None
+    try:
+        start, stop = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise SteerError(f"--layers must be START:STOP (e.g. 0:8), got '{text}'") from None
+    return start, stop
+
+
 def pick_classes(generator, class_option, n):
     """--class K -> K for every sample; none -> cycle through the classes."""
     import torch
@@ -214,10 +239,10 @@ def models(model):
         click.echo(f"no bundled models in {models_dir()}")
         return
     generators = [(name, load_generator(name, device="cpu")) for name in names]
-    click.echo(f"{'name':<22}{'family':<10}{'resolution':>10}{'classes':>9}  spaces")
+    click.echo(f"{'name':<22}{'family':<12}{'resolution':>10}{'classes':>9}  spaces")
     for name, g in generators:
         family = getattr(g, "family", "?")
-        click.echo(f"{g.name:<22}{family:<10}{g.resolution:>10}{g.num_classes:>9}  {', '.join(g.spaces)}"
+        click.echo(f"{g.name:<22}{family:<12}{g.resolution:>10}{g.num_classes:>9}  {', '.join(g.spaces)}"
                    + ("  (default)" if name == DEFAULT_MODEL else ""))
     if model:
         n_params = sum(p.numel() for p in g.parameters())
@@ -232,15 +257,19 @@ def models(model):
 @click.option("-n", "--num", default=16, show_default=True, type=click.IntRange(1, 1024), help="How many images.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--class", "class_", default=None, type=int, help="Class index for every image (default: cycle).")
-@click.option("--truncation", default=None, type=click.FloatRange(0, min_open=True))
+@click.option("--truncation", default=None, type=click.FloatRange(0, min_open=True),
+              help="StyleGAN: psi toward the (class) mean w, e.g. 0.7; others: bound of a truncated normal z.")
+@click.option("--centroids", default=None, type=click.Path(dir_okay=False),
+              help="StyleGAN-XL: .npy of w centroids (imagenet_centroids.npy) for multimodal truncation.")
 @click.option("--out", default="samples.png", show_default=True, type=click.Path(dir_okay=False), help="PNG grid to write.")
 @device_option
-def sample(model, num, seed, class_, truncation, out, device):
+def sample(model, num, seed, class_, truncation, centroids, out, device):
     """Draw samples from a generator and write them as a grid PNG.
 
     \b
-    Example:
+    Examples:
       steer sample -n 32 --seed 1 --out samples.png
+      steer sample --model imagenet128.pkl --class 207 --truncation 0.7
     """
     import torch
 
@@ -248,6 +277,7 @@ def sample(model, num, seed, class_, truncation, out, device):
     G = open_generator(model, device)
     writable_dir(Path(out).parent)
     classes = pick_classes(G, class_, num)
+    truncation = set_w_truncation(G, truncation, centroids)
     z, c = G.sample(num, seed=seed, truncation=truncation, classes=classes)
     with torch.no_grad():
         images = G(z, c)
@@ -266,11 +296,15 @@ def sample(model, num, seed, class_, truncation, out, device):
 @click.option("--batch", default=16, show_default=True, type=click.IntRange(1))
 @click.option("--lr", default=None, type=click.FloatRange(0, min_open=True), help="Adam learning rate (default: the edit's).")
 @click.option("--space", default=None, help="Latent space to walk in (default: the model's).")
+@click.option("--layers", default=None,
+              help="w+ only: move layers START:STOP (0-based, STOP excluded) and leave the rest.")
+@click.option("--truncation", default=None, type=click.FloatRange(0, min_open=True),
+              help="StyleGAN: psi for the training latents.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Output folder [default: runs/walks/MODEL-EDIT-WALK]; resumed when it holds a checkpoint.")
 @device_option
-def walk(model, edit_name, walk_type, loss, steps, batch, lr, space, seed, out, device):
+def walk(model, edit_name, walk_type, loss, steps, batch, lr, space, layers, truncation, seed, out, device):
     """Learn a walk that reproduces an edit, with the generator frozen.
 
     Writes OUT/walk.safetensors, OUT/loss.png (+ loss.json) and OUT/strip.png (rows are
@@ -281,6 +315,7 @@ def walk(model, edit_name, walk_type, loss, steps, batch, lr, space, seed, out, 
     Example:
       steer walk --edit zoom
       steer walk --edit shift_x --walk nonlinear --steps 3000 --out runs/shiftx-nl
+      steer walk --model imagenet128.pkl --space w+ --layers 0:8 --edit colour
     """
     from .edits import get_edit
     from .fit import FitConfig, evaluate_walk, fit_walk
@@ -293,6 +328,9 @@ def walk(model, edit_name, walk_type, loss, steps, batch, lr, space, seed, out, 
     G = open_generator(model, device)
     space = space or G.default_space
     G.check_space(space)
+    layers = parse_layers(layers)
+    if set_w_truncation(G, truncation, None) is not None:
+        raise SteerError(f"--truncation is for StyleGAN models; {G.name} has no W space")
     out = writable_dir(out or Path("runs") / "walks" / f"{G.name}-{edit.name}-{walk_type}")
     lpips = MaskedLPIPS() if loss == "lpips" else None
     # the nonlinear walk is an MLP: a gentler default step than for a few direction vectors
@@ -300,16 +338,20 @@ def walk(model, edit_name, walk_type, loss, steps, batch, lr, space, seed, out, 
     config = FitConfig(steps=steps, batch=batch, lr=lr or default_lr, seed=seed, loss=loss, space=space)
     z, classes = G.sample(1, seed=0)
     latent_shape = tuple(G.to_space(z, classes, space).shape[1:])
-    w = make_walk(walk_type, edit, latent_shape, G.resolution, seed=seed)
+    w = make_walk(walk_type, edit, latent_shape, G.resolution, seed=seed, layers=layers)
     run_id = {"model": G.name, "edit": edit.name, "walk": walk_type, "space": space, "loss": loss}
+    if layers:
+        run_id["layers"] = list(layers)
     result = fit_walk(G, w, edit, config, checkpoint=out / "checkpoint.pt", lpips=lpips, run_id=run_id)
     held_out = evaluate_walk(G, w, edit, config)
-    zero = LinearWalk(latent_shape, sliders=edit.sliders, init_std=0.0)
+    zero = LinearWalk(latent_shape, sliders=edit.sliders, init_std=0.0, layers=layers)
     baseline = evaluate_walk(G, zero.to(G.device), edit, config) if walk_type == "linear" else None
     meta = {"model": G.name, "space": space, "edit": edit.name, "alpha_convention": edit.convention,
             "resolution": G.resolution, "training": {k: v for k, v in vars(config).items()},
             "loss_history": [round(v, 6) for v in result.history], "held_out_l2": held_out,
             "zero_walk_l2": baseline, "command": command_line()}
+    if hasattr(G, "truncation_psi"):
+        meta["truncation"] = G.truncation_psi
     save(w, out / "walk.safetensors", meta)
     save_loss_plot(result.history, out / "loss.png", title=f"{edit.name} {walk_type} walk on {G.name} ({loss})")
     (out / "loss.json").write_text(json.dumps({"loss": result.history, "held_out_l2": held_out,
@@ -355,6 +397,8 @@ def render(walk_path, model, alphas, seeds, class_, channel, targets, out, devic
     G = open_generator(model or meta["model"], device)
     space = meta.get("space", G.default_space)
     G.check_space(space)
+    if hasattr(G, "truncation_psi") and meta.get("truncation") is not None:
+        G.truncation_psi = float(meta["truncation"])  # the psi the walk was learned under
     alpha_list = parse_numbers(alphas, "--alphas") if alphas else edit.test_alphas(G.resolution)
     edit.check_alphas(alpha_list, G.resolution)
     seed_list = parse_numbers(seeds, "--seeds", int)

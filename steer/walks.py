@@ -9,7 +9,9 @@ the latent is put back on the sphere of the original latent's norm (z space) or 
 toward a centre with psi (W space).
 
 Walks act on latents of any shape (flattened per sample), so the same code serves z, w
-and w+. Files are safetensors with the settings as JSON metadata.
+and w+. `layers=(start, stop)` restricts a walk to rows start..stop-1 of the latent (the
+layers of a w+ latent it may move); the other rows pass through untouched. Files are
+safetensors with the settings as JSON metadata.
 """
 from __future__ import annotations
 
@@ -29,21 +31,48 @@ from .errors import SteerError
 FORMAT_VERSION = 1
 
 
+def check_layers(layers, latent_shape):
+    """A (start, stop) row range of a latent with at least two dimensions, or None."""
+    if layers is None:
+        return None
+    start, stop = (int(v) for v in layers)
+    if len(latent_shape) < 2:
+        raise SteerError(f"a layer range needs a latent with layers (w+); this one has shape {tuple(latent_shape)}")
+    if not 0 <= start < stop <= latent_shape[0]:
+        raise SteerError(f"layer range {start}:{stop} is outside the latent's {latent_shape[0]} layers "
+                         f"(give START:STOP with 0 <= START < STOP <= {latent_shape[0]})")
+    return start, stop
+
+
+def _walked_shape(latent_shape, layers):
+    return (layers[1] - layers[0], *latent_shape[1:]) if layers else tuple(latent_shape)
+
+
+def _split(latent, layers):
+    """(the rows a walk moves, a function putting moved rows back into the latent)."""
+    if layers is None:
+        return latent, lambda moved: moved
+    start, stop = layers
+    return latent[:, start:stop], lambda moved: torch.cat([latent[:, :start], moved, latent[:, stop:]], dim=1)
+
+
 class LinearWalk(nn.Module):
     kind = "linear"
 
-    def __init__(self, latent_shape, sliders: int = 1, init_std: float = 0.1, seed: int = 0):
+    def __init__(self, latent_shape, sliders: int = 1, init_std: float = 0.1, seed: int = 0, layers=None):
         super().__init__()
         self.latent_shape = tuple(latent_shape)
+        self.layers = check_layers(layers, self.latent_shape)
         self.sliders = sliders
-        dim = math.prod(self.latent_shape)
+        dim = math.prod(_walked_shape(self.latent_shape, self.layers))
         gen = torch.Generator().manual_seed(seed)
         self.directions = nn.Parameter(torch.randn(sliders, dim, generator=gen) * init_std)
 
     def move(self, latent, t):
         """latent (N, *latent_shape), t (N, sliders) -> moved latent."""
-        flat = latent.reshape(latent.shape[0], -1)
-        return (flat + t.to(flat) @ self.directions).reshape(latent.shape)
+        part, join = _split(latent, self.layers)
+        flat = part.reshape(part.shape[0], -1)
+        return join((flat + t.to(flat) @ self.directions).reshape(part.shape))
 
     def apply(self, latent, alpha, edit: Edit, resolution: int):
         return self.move(latent, edit.walk_input(alpha, resolution).to(latent.device))
@@ -52,7 +81,8 @@ class LinearWalk(nn.Module):
         return edit.sample_train(n, gen, resolution)
 
     def settings(self) -> dict:
-        return {"latent_shape": list(self.latent_shape), "sliders": self.sliders}
+        return {"latent_shape": list(self.latent_shape), "sliders": self.sliders,
+                "layers": list(self.layers) if self.layers else None}
 
 
 def _residual_mlp(dim: int, hidden: int, gen) -> nn.Sequential:
@@ -70,14 +100,17 @@ class NonlinearWalk(nn.Module):
 
     def __init__(self, latent_shape, eps: float, max_steps: int, step_mode: str,
                  renorm: str = "sphere", centre: torch.Tensor | None = None, psi: float = 1.0,
-                 hidden: int | None = None, seed: int = 0):
+                 hidden: int | None = None, seed: int = 0, layers=None):
         super().__init__()
         if renorm not in ("sphere", "truncate", "none"):
             raise ValueError("renorm must be sphere, truncate or none")
         self.latent_shape = tuple(latent_shape)
+        self.layers = check_layers(layers, self.latent_shape)
         self.eps, self.max_steps, self.step_mode = float(eps), int(max_steps), step_mode
         self.renorm, self.psi = renorm, float(psi)
-        dim = math.prod(self.latent_shape)
+        dim = math.prod(_walked_shape(self.latent_shape, self.layers))
+        if centre is not None and self.layers is not None and centre.numel() != dim:
+            centre = _split(centre.reshape(1, *self.latent_shape), self.layers)[0]
         self.hidden = hidden or dim
         gen = torch.Generator().manual_seed(seed)
         self.forward_net = _residual_mlp(dim, self.hidden, gen)
@@ -95,11 +128,12 @@ class NonlinearWalk(nn.Module):
 
     def move(self, latent, steps: int):
         """Apply |steps| steps forward (steps > 0) or backward (steps < 0)."""
-        flat = latent.reshape(latent.shape[0], -1)
+        part, join = _split(latent, self.layers)
+        flat = part.reshape(part.shape[0], -1)
         norm = flat.norm(dim=1, keepdim=True)
         for _ in range(abs(int(steps))):
             flat = self.step(flat, 1 if steps > 0 else -1, norm)
-        return flat.reshape(latent.shape)
+        return join(flat.reshape(part.shape))
 
     def apply(self, latent, alpha, edit: Edit, resolution: int):
         """Each sample moves by the whole number of steps nearest its alpha."""
@@ -125,17 +159,18 @@ class NonlinearWalk(nn.Module):
 
     def settings(self) -> dict:
         return {"latent_shape": list(self.latent_shape), "eps": self.eps, "max_steps": self.max_steps,
-                "step_mode": self.step_mode, "renorm": self.renorm, "psi": self.psi, "hidden": self.hidden}
+                "step_mode": self.step_mode, "renorm": self.renorm, "psi": self.psi, "hidden": self.hidden,
+                "layers": list(self.layers) if self.layers else None}
 
 
 def make_walk(kind: str, edit: Edit, latent_shape, resolution: int, seed: int = 0, renorm: str = "sphere",
-              centre=None):
+              centre=None, layers=None):
     """A fresh walk of `kind` for `edit` with the edit's default settings."""
     if kind == "linear":
-        return LinearWalk(latent_shape, sliders=edit.sliders, seed=seed)
+        return LinearWalk(latent_shape, sliders=edit.sliders, seed=seed, layers=layers)
     if kind == "nonlinear":
         return NonlinearWalk(latent_shape, eps=edit.step_eps(resolution), max_steps=edit.max_steps,
-                             step_mode=edit.step_mode, renorm=renorm, centre=centre, seed=seed)
+                             step_mode=edit.step_mode, renorm=renorm, centre=centre, seed=seed, layers=layers)
     raise SteerError(f"unknown walk type '{kind}': choose linear or nonlinear")
 
 
@@ -168,11 +203,11 @@ def load(path, device=None):
     settings = meta["settings"]
     get_edit(meta["edit"])  # refuse walks for edits this version does not know
     if meta["walk"] == "linear":
-        walk = LinearWalk(settings["latent_shape"], sliders=settings["sliders"])
+        walk = LinearWalk(settings["latent_shape"], sliders=settings["sliders"], layers=settings.get("layers"))
     elif meta["walk"] == "nonlinear":
         walk = NonlinearWalk(settings["latent_shape"], settings["eps"], settings["max_steps"],
                              settings["step_mode"], renorm=settings["renorm"], psi=settings["psi"],
-                             hidden=settings["hidden"])
+                             hidden=settings["hidden"], layers=settings.get("layers"))
     else:
         raise SteerError(f"{path}: unknown walk type {meta['walk']}")
     walk.load_state_dict(load_file(str(path)), strict=True)

@@ -112,15 +112,63 @@ class _AllowedModule:
         self.name = name
 
 
+class LazyStorage:
+    """A storage pickled as torch.save bytes (StyleGAN-XL files hold one per tensor), decoded
+    only when a tensor that uses it is asked for: a snapshot's discriminator, which we never
+    use, is then never materialised."""
+
+    def __init__(self, data):
+        self.data = data
+        self._storage = None
+
+    def materialize(self):
+        if self._storage is None:
+            try:
+                self._storage = read_legacy_stream(io.BytesIO(bytes(self.data)))
+            except HostilePickle as e:
+                raise SteerError(f"refusing a tensor in this checkpoint: it asks to run code ({e})") from None
+            except (pickle.UnpicklingError, EOFError, ValueError, KeyError, struct.error, TypeError) as e:
+                raise SteerError(f"corrupt tensor data in this checkpoint: {type(e).__name__}: {e}") from None
+            self.data = None
+        return self._storage
+
+
+class LazyTensor:
+    """A tensor view of a LazyStorage: shape known at once, values on materialize()."""
+
+    def __init__(self, storage: LazyStorage, offset, size, stride):
+        self.storage, self.offset, self.stride = storage, int(offset), tuple(stride)
+        self.shape = torch.Size(size)
+        self.is_parameter = False
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def materialize(self):
+        tensor = _rebuild_tensor(self.storage.materialize(), self.offset, self.shape, self.stride)
+        return torch.nn.Parameter(tensor, requires_grad=False) if self.is_parameter else tensor
+
+
+def materialize(value):
+    """A tensor from a LazyTensor (anything else is returned as it is)."""
+    return value.materialize() if isinstance(value, LazyTensor) else value
+
+
 # ---- reimplementations of the rebuild functions a torch pickle names --------------------
 
 def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
+    if isinstance(storage, LazyStorage):
+        return LazyTensor(storage, offset, size, stride)
     if not isinstance(storage, torch.Tensor):
         raise pickle.UnpicklingError("tensor without a storage")
     return storage.as_strided(tuple(size), tuple(stride), int(offset)).clone()
 
 
 def _rebuild_parameter(data, requires_grad, hooks, state=None):
+    if isinstance(data, LazyTensor):
+        data.is_parameter = True
+        return data
     param = torch.nn.Parameter(data, requires_grad=bool(requires_grad))
     if isinstance(state, dict):
         param.python_attributes = dict(state)  # e.g. mamba's _no_weight_decay flags, kept as data
@@ -128,7 +176,9 @@ def _rebuild_parameter(data, requires_grad, hooks, state=None):
 
 
 def _load_from_bytes(data):
-    return read_legacy_stream(io.BytesIO(bytes(data)))
+    if not isinstance(data, (bytes, bytearray)):
+        raise pickle.UnpicklingError("storage bytes expected")
+    return LazyStorage(data)
 
 
 def _dill_import_module(name, safe=False):
@@ -316,12 +366,13 @@ def module_state_dict(stub) -> dict:
         if not isinstance(state, dict):
             return
         for name, value in (state.get("_parameters") or {}).items():
+            value = materialize(value)
             if value is not None:
                 out[prefix + name] = value.detach() if isinstance(value, torch.Tensor) else value
         skip = set(state.get("_non_persistent_buffers_set") or ())
         for name, value in (state.get("_buffers") or {}).items():
             if value is not None and name not in skip:
-                out[prefix + name] = value
+                out[prefix + name] = materialize(value)
         for name, child in (state.get("_modules") or {}).items():
             walk(child, f"{prefix}{name}.")
 
