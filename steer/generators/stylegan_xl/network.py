@@ -163,6 +163,15 @@ class SynthesisLayer(nn.Module):
         down_shape = [down_taps, down_taps] if down_radial else [down_taps]
         self.register_buffer("down_filter", torch.zeros(down_shape) if down_taps > 1 else None)
         self.impl = "fast"
+        self._resample_cache = {}  # the fast path's resampling matrices, per input size
+
+    def _apply(self, fn, *args, **kwargs):
+        self._resample_cache = {}  # moved or cast: rebuild the matrices from the new taps
+        return super()._apply(fn, *args, **kwargs)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._resample_cache = {}
+        return super()._load_from_state_dict(*args, **kwargs)
 
     def design_filters(self, in_cutoff, out_cutoff, in_half_width, out_half_width, tmp_rate):
         """Kaiser low-pass taps by the StyleGAN3 rule, for freshly built layers; checkpoints
@@ -174,6 +183,7 @@ class SynthesisLayer(nn.Module):
             taps = getattr(self, name)
             if taps is not None and taps.ndim == 1:
                 taps.copy_(torch.as_tensor(firwin(taps.numel(), cutoff, width=half_width * 2, fs=tmp_rate)))
+        self._resample_cache = {}
 
     def forward(self, x, w):
         styles = self.affine(w)
@@ -183,7 +193,8 @@ class SynthesisLayer(nn.Module):
                              padding=self.conv_kernel - 1, input_gain=self.magnitude_ema.rsqrt(), impl=self.impl)
         gain, slope = (1.0, 1.0) if self.is_torgb else (math.sqrt(2), 0.2)
         return filtered_lrelu(x, self.up_filter, self.down_filter, self.bias, self.up_factor, self.down_factor,
-                              self.padding, gain, slope, self.conv_clamp, impl=self.impl)
+                              self.padding, gain, slope, self.conv_clamp, impl=self.impl,
+                              cache=self._resample_cache)
 
 
 class SynthesisNetwork(nn.Module):

@@ -3,10 +3,11 @@ modulated convolution, each in two forms that compute the same thing.
 
 "reference" follows the official pure-PyTorch path step by step (zero insertion, pad or crop,
 separable true convolution, then keep every `down`-th sample), so it is the form to trust
-when something disagrees. "fast" gives the same numbers with less work: upsampling is a
-transposed convolution (it never multiplies the inserted zeros), downsampling is a strided
-convolution (it never computes the samples it would throw away), and the modulated conv
-scales activations instead of building one weight per sample, so the whole batch shares one
+when something disagrees. "fast" gives the same numbers with less work: each axis's whole
+resampling (zero insertion, padding, FIR taps, decimation) is one small matrix built from
+the taps, so filtering is two BLAS matrix products per stage instead of depthwise
+convolutions over mostly-zero or soon-discarded samples; and the modulated conv scales
+activations instead of building one weight per sample, so the whole batch shares one
 convolution.
 """
 from __future__ import annotations
@@ -50,53 +51,75 @@ def upfirdn2d(x, f, up: int = 1, down: int = 1, padding=(0, 0, 0, 0), gain: floa
     return x[:, :, ::down, ::down]
 
 
-def _upsample_fast(x, f, up, padding):
-    """upfirdn2d(x, f, up, padding=padding, gain=up**2) as transposed convolutions."""
-    c = x.shape[1]
+def resample_matrix(f, size: int, up: int = 1, down: int = 1, pad0: int = 0, pad1: int = 0,
+                    gain: float = 1.0):
+    """upfirdn along one axis of length `size` as a [size, out] matrix M (out = x @ M): the
+    reference steps applied to unit impulses, so its entries are exactly the scaled taps."""
+    x = torch.eye(size, dtype=torch.float32, device=None if f is None else f.device)
+    if up > 1:  # zero insertion
+        x = F.pad(x.unsqueeze(-1), [0, up - 1]).reshape(size, size * up)
+    x = F.pad(x, [pad0, pad1])  # negative pads crop
+    if f is not None:
+        x = F.conv1d(x.unsqueeze(1), (f.float() * gain).flip(0).reshape(1, 1, -1)).squeeze(1)
+    elif gain != 1:
+        x = x * gain
+    return x[:, ::down]
+
+
+def _matrices(cache, key, build):
+    if cache is None:
+        return build()
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
+def _filter_fast(x, up_filter, down_filter, up, down, padding, gain, slope, clamp, cache):
+    """filtered_lrelu's resampling as matrix products along each axis: the inserted zeros and
+    the discarded samples cost nothing, and the work is BLAS matrix multiplication."""
+    n, c, h, w = x.shape
     x0, x1, y0, y1 = padding
-    if f is None:  # identity filter: only zero insertion and padding
-        return upfirdn2d(x, None, up=up, padding=padding)
-    f = f * float(up ** 2) ** (f.ndim / 2)
-    k = f.shape[-1]
-    kernels = _as_kernels(f, c, x.dtype)
-    if len(kernels) == 2:
-        x = F.conv_transpose2d(x, kernels[0], stride=(1, up), groups=c)
-        x = F.conv_transpose2d(x, kernels[1], stride=(up, 1), groups=c)
-    else:
-        x = F.conv_transpose2d(x, kernels[0], stride=up, groups=c)
-    # the full transposed output starts k-1 samples before the first padded sample
-    return _pad_or_crop(x, x0 - (k - 1), x1 + up - k, y0 - (k - 1), y1 + up - k)
+    up_w, up_h = _matrices(cache, ("up", h, w, x.device, x.dtype), lambda: (
+        resample_matrix(up_filter, w, up, 1, x0, x1, up).to(x),
+        resample_matrix(up_filter, h, up, 1, y0, y1, up).to(x)))
+    x = torch.matmul(up_h.t(), x @ up_w)
+    # gain * clamp(lrelu(x), +-clamp/gain) == clamp(gain * lrelu(x), +-clamp): the gain rides
+    # on the last matrix product instead of costing a pass over the upsampled tensor
+    inplace = not (torch.is_grad_enabled() and x.requires_grad)
+    if slope != 1:
+        x = F.leaky_relu(x, slope, inplace=inplace)
+    if clamp is not None:
+        x = x.clamp_(-clamp / gain, clamp / gain) if inplace else x.clamp(-clamp / gain, clamp / gain)
+    if down_filter is not None and down_filter.ndim == 2:  # a radial (non-separable) filter
+        return _downsample_2d(x, down_filter, down) * gain
+    th, tw = x.shape[2:]
+    down_w, down_h = _matrices(cache, ("down", th, tw, gain, x.device, x.dtype), lambda: (
+        resample_matrix(down_filter, tw, 1, down, gain=gain).to(x), resample_matrix(down_filter, th, 1, down).to(x)))
+    return torch.matmul(down_h.t(), x @ down_w)
 
 
-def _downsample_fast(x, f, down):
-    """upfirdn2d(x, f, down=down) as strided convolutions."""
-    if f is None:
-        return x[:, :, ::down, ::down]
+def _downsample_2d(x, f, down):
+    """upfirdn2d(x, f, down=down) for a 2-D filter, as one strided depthwise convolution."""
     c = x.shape[1]
-    kernels = _as_kernels(f.flip(list(range(f.ndim))), c, x.dtype)
-    if len(kernels) == 2:
-        x = F.conv2d(x, kernels[0], stride=(1, down), groups=c)
-        return F.conv2d(x, kernels[1], stride=(down, 1), groups=c)
-    return F.conv2d(x, kernels[0], stride=down, groups=c)
+    kernel = f.flip([0, 1]).to(x.dtype).reshape(1, 1, *f.shape).expand(c, 1, -1, -1)
+    return F.conv2d(x, kernel, stride=down, groups=c)
 
 
 def filtered_lrelu(x, up_filter, down_filter, bias, up: int, down: int, padding, gain: float,
-                   slope: float, clamp: float | None, impl: str = "fast"):
-    """Bias, upsample (gain up**2), leaky ReLU times gain, clamp to +-clamp, downsample."""
+                   slope: float, clamp: float | None, impl: str = "fast", cache: dict | None = None):
+    """Bias, upsample (gain up**2), leaky ReLU times gain, clamp to +-clamp, downsample.
+    `cache` (a dict) keeps the fast path's resampling matrices between calls."""
     x = x + bias.to(x.dtype).reshape(1, -1, 1, 1)
-    if impl == "reference":
-        x = upfirdn2d(x, up_filter, up=up, padding=padding, gain=up ** 2)
-    else:
-        x = _upsample_fast(x, up_filter, up, padding)
+    if impl == "fast":
+        return _filter_fast(x, up_filter, down_filter, up, down, padding, gain, slope, clamp, cache)
+    x = upfirdn2d(x, up_filter, up=up, padding=padding, gain=up ** 2)
     if slope != 1:
         x = F.leaky_relu(x, slope)
     if gain != 1:
         x = x * gain
     if clamp is not None:
         x = x.clamp(-clamp, clamp)
-    if impl == "reference":
-        return upfirdn2d(x, down_filter, down=down)
-    return _downsample_fast(x, down_filter, down)
+    return upfirdn2d(x, down_filter, down=down)
 
 
 def bias_lrelu(x, bias=None, slope: float = 0.2, gain: float = math.sqrt(2)):
