@@ -81,8 +81,8 @@ class LinearWalk(nn.Module):
         return edit.sample_train(n, gen, resolution)
 
     def settings(self) -> dict:
-        return {"latent_shape": list(self.latent_shape), "sliders": self.sliders,
-                "layers": list(self.layers) if self.layers else None}
+        settings = {"latent_shape": list(self.latent_shape), "sliders": self.sliders}
+        return dict(settings, layers=list(self.layers)) if self.layers else settings
 
 
 def _residual_mlp(dim: int, hidden: int, gen) -> nn.Sequential:
@@ -158,9 +158,9 @@ class NonlinearWalk(nn.Module):
         return alpha[:, None].expand(n, edit.sliders).clone() if edit.sliders > 1 else alpha
 
     def settings(self) -> dict:
-        return {"latent_shape": list(self.latent_shape), "eps": self.eps, "max_steps": self.max_steps,
-                "step_mode": self.step_mode, "renorm": self.renorm, "psi": self.psi, "hidden": self.hidden,
-                "layers": list(self.layers) if self.layers else None}
+        settings = {"latent_shape": list(self.latent_shape), "eps": self.eps, "max_steps": self.max_steps,
+                    "step_mode": self.step_mode, "renorm": self.renorm, "psi": self.psi, "hidden": self.hidden}
+        return dict(settings, layers=list(self.layers)) if self.layers else settings
 
 
 def make_walk(kind: str, edit: Edit, latent_shape, resolution: int, seed: int = 0, renorm: str = "sphere",

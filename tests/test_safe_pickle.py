@@ -136,3 +136,31 @@ def test_corrupt_files_are_refused(tmp_path):
         safe_load(truncated)
     with pytest.raises(SteerError, match="does not exist"):
         safe_load(tmp_path / "absent.pt")
+
+
+def test_arrays_written_by_newer_dill_rebuild(tmp_path, monkeypatch):
+    """dill >= 0.3.5 (numpy 2 era) writes arrays as _create_array(_reconstruct, args, state)."""
+    import sys
+    import types
+
+    import numpy as np
+    dill_module = types.ModuleType("dill._dill")
+
+    def _create_array(f, args, state, npdict=None):
+        raise AssertionError("never called")
+
+    _create_array.__module__ = "dill._dill"
+    _create_array.__qualname__ = "_create_array"
+    dill_module._create_array = _create_array
+    monkeypatch.setitem(sys.modules, "dill", types.ModuleType("dill"))
+    monkeypatch.setitem(sys.modules, "dill._dill", dill_module)
+    size = np.array([36, 52])
+    reconstruct, args, state = size.__reduce__()
+    path = tmp_path / "arrays.pkl"
+    path.write_bytes(pickle.dumps({"size": _Reduces(_create_array, reconstruct, args, state)}, protocol=4))
+    loaded = safe_load(path)["size"]
+    assert isinstance(loaded, np.ndarray) and loaded.tolist() == [36, 52]
+    sneaky = tmp_path / "sneaky.pkl"
+    sneaky.write_bytes(pickle.dumps({"size": _Reduces(_create_array, np.ones, (3,), state)}, protocol=4))
+    with pytest.raises(SteerError, match="cannot read"):
+        safe_load(sneaky)

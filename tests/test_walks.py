@@ -342,3 +342,20 @@ def test_incomplete_walk_metadata_is_refused(tmp_path):
     save_file({"directions": torch.zeros(1, 8)}, str(path), metadata={"steer": json.dumps({"edit": "zoom"})})
     with pytest.raises(SteerError, match="lacks"):
         load(path)
+
+
+def test_layer_range_walks_move_only_those_rows(tmp_path):
+    latent = _z((3, 7, 5))
+    for walk in (LinearWalk((7, 5), sliders=2, seed=1, layers=(2, 5)),
+                 NonlinearWalk((7, 5), eps=0.2, max_steps=3, step_mode="add", layers=(2, 5))):
+        moved = walk.move(latent, torch.ones(3, 2)) if isinstance(walk, LinearWalk) else walk.move(latent, 2)
+        assert torch.equal(moved[:, :2], latent[:, :2]) and torch.equal(moved[:, 5:], latent[:, 5:])
+        assert not torch.allclose(moved[:, 2:5], latent[:, 2:5])
+        path = tmp_path / f"{walk.kind}.safetensors"
+        save(walk, path, META)
+        loaded, meta = load(path)
+        assert loaded.layers == (2, 5) and meta["settings"]["layers"] == [2, 5]
+    with pytest.raises(SteerError, match="outside"):
+        LinearWalk((7, 5), layers=(5, 9))
+    with pytest.raises(SteerError, match="needs a latent with layers"):
+        LinearWalk((16,), layers=(0, 2))

@@ -193,6 +193,15 @@ def _dill_get_attr(module, name):
     return _stub_class("dill._dill", f"_get_attr({name})")
 
 
+def _dill_create_array(f, args, state, npdict=None):
+    """dill >= 0.3.5 writes numpy arrays as _create_array(_reconstruct, args, state)."""
+    if f is not _multiarray._reconstruct:
+        raise pickle.UnpicklingError("dill array whose constructor is not numpy's _reconstruct")
+    array = f(*args)
+    array.__setstate__(state)
+    return array
+
+
 _BUILTIN_TYPES = {"set": set, "frozenset": frozenset, "dict": dict, "list": list, "tuple": tuple,
                   "bytearray": bytearray, "slice": slice, "complex": complex, "range": range}
 
@@ -220,6 +229,7 @@ _ALLOWED = {
     ("dill._dill", "_import_module"): _dill_import_module,
     ("dill._dill", "_get_attr"): _dill_get_attr,
     ("dill._dill", "_load_type"): _dill_load_type,
+    ("dill._dill", "_create_array"): _dill_create_array,
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): PersistentStub,
 }
 for _builtins in ("builtins", "__builtin__"):
