@@ -1,6 +1,9 @@
-"""Offline measures of generator quality (no downloads): the Frechet distance between real
-and generated images in the features of a network we have weights for, and how often a
-classifier recognises the class a conditional generator was asked for."""
+"""Offline measures of generator quality and diversity (no downloads): the Frechet distance
+between real and generated images in the features of a network we have weights for; NDB and
+JSD over k-means bins (Richardson & Weiss, as MSGAN reports them); k-NN precision/recall
+(Kynkaanniemi et al.) and density/coverage (Naeem et al.); and how often a classifier
+recognises the class a conditional generator was asked for. Inputs are arrays or tensors
+(n, ...), flattened per sample: pixels or features alike."""
 from __future__ import annotations
 
 import warnings
@@ -26,6 +29,72 @@ def frechet_distance(features_a, features_b) -> float:
         root = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
     root = root.real
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root))
+
+
+def _flat(x) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+    return x.reshape(len(x), -1).double()
+
+
+def ndb_jsd(real, fake, bins: int = 50, level: float = 0.05, seed: int = 0) -> dict:
+    """Bin the real samples by k-means (k = bins), put each generated sample in its nearest
+    bin, and compare the two histograms: NDB counts the bins whose proportions differ by a
+    two-proportion z-test at `level` (two-sided), JSD is the Jensen-Shannon divergence
+    between the histograms (natural log, so at most ln 2)."""
+    from scipy.stats import norm
+    from sklearn.cluster import KMeans
+
+    real, fake = _flat(real).numpy(), _flat(fake).numpy()
+    kmeans = KMeans(n_clusters=bins, n_init=3, random_state=seed).fit(real)
+    counts_real = np.bincount(kmeans.labels_, minlength=bins).astype(np.float64)
+    counts_fake = np.bincount(kmeans.predict(fake), minlength=bins).astype(np.float64)
+    n_real, n_fake = counts_real.sum(), counts_fake.sum()
+    p_real, p_fake = counts_real / n_real, counts_fake / n_fake
+    pooled = (counts_real + counts_fake) / (n_real + n_fake)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / n_real + 1 / n_fake))
+    z = np.divide(p_real - p_fake, se, out=np.zeros(bins), where=se > 0)
+    different = np.abs(z) > norm.ppf(1 - level / 2)
+    middle = (p_real + p_fake) / 2
+
+    def kl(p, q):
+        keep = p > 0
+        return float((p[keep] * np.log(p[keep] / q[keep])).sum())
+
+    return {"ndb": int(different.sum()), "ndb_fraction": float(different.mean()), "bins": bins,
+            "level": level, "jsd": 0.5 * kl(p_real, middle) + 0.5 * kl(p_fake, middle)}
+
+
+def _kth_neighbour_radii(x, k: int, chunk: int = 1024) -> torch.Tensor:
+    """Distance from each row of x to its k-th nearest other row."""
+    radii = []
+    for i in range(0, len(x), chunk):
+        d = torch.cdist(x[i:i + chunk], x)
+        radii.append(d.kthvalue(k + 1, dim=1).values)  # the 1st is the row itself (0)
+    return torch.cat(radii)
+
+
+def _ball_counts(points, centres, radii, chunk: int = 1024) -> torch.Tensor:
+    """For each point, how many balls (centre, radius) contain it."""
+    counts = []
+    for i in range(0, len(points), chunk):
+        counts.append((torch.cdist(points[i:i + chunk], centres) <= radii.unsqueeze(0)).sum(1))
+    return torch.cat(counts)
+
+
+def precision_recall_density_coverage(real, fake, k: int = 3) -> dict:
+    """k-NN manifold measures. Precision: share of generated samples inside the real
+    manifold (the union of balls reaching each real sample's k-th neighbour); recall: share
+    of real samples inside the generated manifold; density: mean count of real balls holding
+    a generated sample, over k; coverage: share of real balls holding a generated sample."""
+    real, fake = _flat(real), _flat(fake)
+    real_radii, fake_radii = _kth_neighbour_radii(real, k), _kth_neighbour_radii(fake, k)
+    fake_in_real = _ball_counts(fake, real, real_radii)
+    real_in_fake = _ball_counts(real, fake, fake_radii)
+    nearest_fake = torch.cat([torch.cdist(real[i:i + 1024], fake).min(1).values for i in range(0, len(real), 1024)])
+    return {"precision": float((fake_in_real > 0).double().mean()),
+            "recall": float((real_in_fake > 0).double().mean()),
+            "density": float(fake_in_real.double().mean() / k),
+            "coverage": float((nearest_fake <= real_radii).double().mean()), "k": k}
 
 
 @torch.no_grad()

@@ -22,3 +22,37 @@ def test_bundled_classifier_recognises_shapes():
         accuracy = (model(images).argmax(1) == attrs["class"]).float().mean().item()
     assert accuracy > 0.9
     assert model.features(images[:3]).shape == (3, 128)
+
+
+def _clusters(n, centres, seed, spread=0.3):
+    rng = np.random.default_rng(seed)
+    which = rng.integers(len(centres), size=n)
+    return np.asarray(centres)[which] + rng.normal(0, spread, size=(n, len(centres[0])))
+
+
+CENTRES = [[x, y] for x in range(0, 10, 2) for y in range(0, 10, 2)]  # 25 modes
+
+
+def test_ndb_and_jsd_of_matching_and_collapsed_sets():
+    from steer.metrics import ndb_jsd
+    real = _clusters(4000, CENTRES, seed=0)
+    same = ndb_jsd(real, real, bins=20)
+    assert same["ndb"] == 0 and same["jsd"] < 1e-12
+    fresh = ndb_jsd(real, _clusters(4000, CENTRES, seed=1), bins=20)
+    assert fresh["ndb"] <= 3 and fresh["jsd"] < 0.01  # the same distribution, new draws
+    collapsed = ndb_jsd(real, _clusters(4000, [CENTRES[0]], seed=2), bins=20)
+    assert collapsed["ndb"] >= 18 and collapsed["jsd"] > 0.5  # ln 2 = 0.69 is the maximum
+
+
+def test_precision_recall_density_coverage():
+    from steer.metrics import precision_recall_density_coverage as prdc
+    real = _clusters(1500, CENTRES, seed=3)
+    itself = prdc(real, real)
+    assert itself["precision"] == 1.0 and itself["recall"] == 1.0 and itself["coverage"] == 1.0
+    fresh = prdc(real, _clusters(1500, CENTRES, seed=4))
+    assert fresh["precision"] > 0.9 and fresh["recall"] > 0.9 and 0.8 < fresh["density"] < 1.2
+    collapsed = prdc(real, _clusters(1500, [CENTRES[0]], seed=5))
+    assert collapsed["precision"] > 0.9  # every sample realistic...
+    assert collapsed["recall"] < 0.15 and collapsed["coverage"] < 0.1  # ...but one mode of 25
+    far = prdc(real, _clusters(1500, [[50, 50]], seed=6))
+    assert far["precision"] == 0.0 and far["density"] == 0.0
