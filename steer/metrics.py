@@ -98,6 +98,35 @@ def precision_recall_density_coverage(real, fake, k: int = 3) -> dict:
 
 
 @torch.no_grad()
+def lpips_diversity(images, classes=None, pairs: int = 1000, seed: int = 0, distance=None) -> dict:
+    """Mean LPIPS between random pairs of different samples that share a class (all samples
+    form one class when `classes` is None), as MSGAN and SDM report diversity. `distance`:
+    a MaskedLPIPS; by default the pretrained AlexNet LPIPS when its weights are in torch's
+    cache, else the pixel-space mean squared distance, and the result says which."""
+    from .losses import MaskedLPIPS, lpips_backbone_path
+
+    images = torch.as_tensor(images).float()
+    classes = torch.zeros(len(images), dtype=torch.long) if classes is None else torch.as_tensor(classes)
+    name = "lpips-alex" if distance is not None else None
+    if distance is None and lpips_backbone_path("alex").is_file():
+        distance, name = MaskedLPIPS("alex"), "lpips-alex"
+    if distance is None:
+        name = "pixel mean squared distance (LPIPS weights absent)"
+    gen = torch.Generator().manual_seed(seed)
+    groups = [torch.nonzero(classes == c).flatten() for c in classes.unique()]
+    groups = [g for g in groups if len(g) > 1]
+    if not groups:
+        raise ValueError("lpips_diversity needs at least two samples of one class")
+    values = []
+    for _ in range(pairs):
+        group = groups[int(torch.randint(len(groups), (1,), generator=gen))]
+        i, j = group[torch.randperm(len(group), generator=gen)[:2]]
+        a, b = images[i:i + 1], images[j:j + 1]
+        values.append(float(distance(a, b)) if distance is not None else float((a - b).square().mean()))
+    return {"diversity": float(np.mean(values)), "distance": name, "pairs": pairs}
+
+
+@torch.no_grad()
 def batched(fn, images, batch: int = 256):
     return torch.cat([fn(images[i:i + batch]) for i in range(0, len(images), batch)])
 

@@ -56,3 +56,16 @@ def test_precision_recall_density_coverage():
     assert collapsed["recall"] < 0.15 and collapsed["coverage"] < 0.1  # ...but one mode of 25
     far = prdc(real, _clusters(1500, [[50, 50]], seed=6))
     assert far["precision"] == 0.0 and far["density"] == 0.0
+
+
+def test_lpips_diversity_sees_collapse():
+    from steer.losses import MaskedLPIPS
+    from steer.metrics import lpips_diversity
+    varied, _ = sample_shapes(64, seed=7)
+    collapsed = varied[:1].expand(64, -1, -1, -1)
+    classes = torch.arange(64) % 4
+    pixel = lpips_diversity(varied, classes, pairs=100)
+    assert pixel["diversity"] > 0.01 and lpips_diversity(collapsed, classes, pairs=100)["diversity"] == 0.0
+    net = MaskedLPIPS("alex", backbone="random")  # the code path; real weights are not here
+    assert lpips_diversity(varied, classes, pairs=20, distance=net)["distance"] == "lpips-alex"
+    assert lpips_diversity(collapsed, classes, pairs=20, distance=net)["diversity"] < 1e-6
