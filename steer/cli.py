@@ -288,6 +288,79 @@ def sample(model, num, seed, class_, truncation, centroids, out, device):
 
 @cli.command()
 @model_option
+@click.option("--data", default="shapes", show_default=True,
+              help="Real images to compare with: 'shapes' or a folder of images (sub-folders are classes).")
+@click.option("--samples", default=2000, show_default=True, type=click.IntRange(20), help="Generated samples.")
+@click.option("--class", "class_", default=None, type=int, help="Evaluate one class only.")
+@click.option("--features", default=None,
+              type=click.Choice(["shapes", "pixels", "resnet18", "resnet50", "inception"]),
+              help="Feature network [shapes data: the shapes classifier; folders: pixels].")
+@click.option("--bins", default=50, show_default=True, type=click.IntRange(2), help="k-means bins for NDB/JSD.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="JSON to write [default: runs/evaluate/MODEL.json].")
+@device_option
+def evaluate(model, data, samples, class_, features, bins, seed, out, device):
+    """Offline quality and diversity of a generator against real images.
+
+    Frechet distance in a feature network's features, NDB and JSD over k-means bins,
+    precision/recall and density/coverage (k = 3), LPIPS diversity between same-class
+    samples (pixel distance when LPIPS weights are absent, and it says so), and for shapes
+    models how often the classifier recognises the asked class; overall and per class.
+
+    \b
+    Example:
+      steer evaluate --model dcgan-shapes32 --samples 2000
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from .metrics import evaluate_generator
+
+    G = open_generator(model, device)
+    out = Path(out or Path("runs") / "evaluate" / f"{G.name}.json")
+    writable_dir(out.parent)
+    if class_ is not None and not 0 <= class_ < max(G.num_classes, 1):
+        raise SteerError(f"--class {class_} is out of range: {G.name} has {G.num_classes} classes")
+    from .metrics import feature_network
+    name = features or ("shapes" if data == "shapes" else "pixels")
+    features = feature_network(name)  # a missing weights file stops us before any work
+    if data == "shapes":
+        from .data.shapes import sample_shapes
+        real, attrs = sample_shapes(samples, seed=seed + 1, resolution=G.resolution)
+        real_classes = attrs["class"]
+    else:
+        from .data.folder import load_folder
+        real, real_classes, _ = load_folder(data, G.resolution)
+    stages = ["generating", "features", "overall"] + [f"class {c}" for c in range(G.num_classes)
+                                                       if class_ is None or c == class_]
+    bar = tqdm(total=len(stages), desc="evaluate", dynamic_ncols=True)
+
+    def progress(label):
+        bar.set_postfix_str(label)
+        bar.update(0 if label == "generating" else 1)
+
+    with torch.no_grad():
+        result = evaluate_generator(G, real, real_classes, samples, features=features, only_class=class_,
+                                    bins=bins, seed=seed, progress=progress)
+    bar.update(bar.total - bar.n)
+    bar.close()
+    result.update(data=data, features=name, command=command_line())
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    click.echo(f"{G.name} vs {data}, features: {result['feature_network']}")
+    click.echo(f"{'':<9}{'FD':>9}{'NDB':>9}{'JSD':>8}{'prec':>7}{'recall':>7}{'dens':>7}{'cover':>7}"
+               f"{'div':>8}{'class ok':>9}")
+    rows = [("overall", result["overall"])] + [(f"class {c}", r) for c, r in result.get("per_class", {}).items()]
+    for label, r in rows:
+        recognised = f"{r['class_recognised'] * 100:8.1f}%" if "class_recognised" in r else f"{'':>9}"
+        click.echo(f"{label:<9}{r['frechet_distance']:9.2f}{r['ndb']:>5}/{r['bins']:<3}{r['jsd']:8.4f}"
+                   f"{r['precision']:7.3f}{r['recall']:7.3f}{r['density']:7.3f}{r['coverage']:7.3f}"
+                   f"{r['lpips_diversity']['diversity']:8.4f}{recognised}")
+    click.echo(f"diversity: {result['overall']['lpips_diversity']['distance']}; JSON: {out}")
+
+
+@cli.command()
+@model_option
 @click.option("--edit", "edit_name", default="zoom", show_default=True,
               help="zoom, shift_x, shift_y, rotate, colour or brightness.")
 @click.option("--walk", "walk_type", default="linear", show_default=True, type=click.Choice(["linear", "nonlinear"]))

@@ -159,3 +159,121 @@ def shapes_generator_quality(generator, classifier, n: int = 5000, seed: int = 0
         "class_recognised_generated": float((predicted_fake == classes).float().mean()),
         "class_recognised_real": float((predicted_real == attrs["class"]).float().mean()),
     }
+
+
+# ---- feature networks ------------------------------------------------------------------
+
+# torchvision's ImageNet weights, found in torch's cache (never downloaded)
+BACKBONE_FILES = {"resnet18": "resnet18-f37072fd.pth", "resnet50": "resnet50-0676ba61.pth",
+                  "inception": "inception_v3_google-0cc3c7bd.pth"}
+FEATURE_NETWORKS = ("shapes", "pixels", *BACKBONE_FILES)
+
+
+def feature_network(name: str):
+    """(fn: images in [-1, 1] -> (n, d) features, description). 'shapes': steer's shapes
+    classifier (penultimate layer); 'pixels': the images themselves; resnet18, resnet50,
+    inception: torchvision's ImageNet backbones (pooled features) when their weights are in
+    torch's cache. torchvision's Inception-v3 is not the TF network behind standard FID, so
+    its figures are called Frechet distances in that network, never FID."""
+    from pathlib import Path
+
+    from .errors import SteerError
+
+    if name == "pixels":
+        return (lambda images: images.reshape(len(images), -1)), "pixels (no feature network)"
+    if name == "shapes":
+        from .classifier import load_classifier
+        classifier = load_classifier().eval()
+        return classifier.features, "steer shapes-classifier32 (penultimate layer, 128-d)"
+    if name not in BACKBONE_FILES:
+        raise SteerError(f"unknown feature network '{name}': choose one of {', '.join(FEATURE_NETWORKS)}")
+    path = Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILES[name]
+    if not path.is_file():
+        raise SteerError(f"feature network {name} needs torchvision's weights {path.name} in {path.parent}/ "
+                         "(steer never downloads); or choose --features pixels or shapes")
+    import torchvision
+    net = {"resnet18": torchvision.models.resnet18, "resnet50": torchvision.models.resnet50,
+           "inception": lambda: torchvision.models.inception_v3(aux_logits=True, init_weights=False)}[name]()
+    try:
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as e:
+        raise SteerError(f"cannot read {path}: {e}") from None
+    net.fc = torch.nn.Identity()
+    net.eval()
+    size = 299 if name == "inception" else 224
+    mean = torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1)
+
+    def features(images):
+        x = torch.nn.functional.interpolate((images + 1) / 2, size=(size, size), mode="bilinear",
+                                            align_corners=False)
+        return net((x - mean.to(x)) / std.to(x))
+
+    return features, f"torchvision {name} ImageNet weights (pooled features)"
+
+
+@torch.no_grad()
+def generate(generator, n: int, classes=None, seed: int = 0, batch: int = 64):
+    """n samples (cpu) and their classes; classes cycle through all of them unless given."""
+    if generator.num_classes:
+        classes = torch.arange(n) % generator.num_classes if classes is None else torch.as_tensor(classes).expand(n)
+    images, out_classes = [], []
+    for i in range(0, n, batch):
+        c = None if classes is None else classes[i:i + batch]
+        z, c = generator.sample(min(batch, n - i), seed=seed + 1000 + i, classes=c)
+        images.append(generator(z, c).float().cpu().clamp(-1, 1))
+        out_classes.append(c.cpu() if c is not None else torch.zeros(len(z), dtype=torch.long))
+    return torch.cat(images), torch.cat(out_classes)
+
+
+def compare_sets(real, real_feats, fake, fake_feats, fake_classes, bins: int, seed: int = 0) -> dict:
+    """Every measure of one generated set against one real set."""
+    n = min(len(real_feats), len(fake_feats))
+    bins = max(2, min(bins, n // 20))
+    return {"samples_real": len(real_feats), "samples_generated": len(fake_feats),
+            "frechet_distance": frechet_distance(real_feats, fake_feats),
+            **{k: v for k, v in ndb_jsd(real_feats, fake_feats, bins=bins, seed=seed).items()},
+            **precision_recall_density_coverage(real_feats, fake_feats),
+            "lpips_diversity": lpips_diversity(fake, fake_classes, pairs=min(500, 4 * len(fake)), seed=seed)}
+
+
+def evaluate_generator(generator, real, real_classes, n: int, features: str = "shapes", only_class=None,
+                       bins: int = 50, seed: int = 0, progress=None) -> dict:
+    """All measures, overall and per class, of n generated samples against the real set.
+    `features`: a feature network name or what feature_network() returned. `progress(label)`
+    is called before each stage."""
+    step = progress or (lambda label: None)
+    step("generating")
+    fake, fake_classes = generate(generator, n, classes=only_class, seed=seed)
+    if only_class is not None:
+        keep = real_classes == only_class
+        real, real_classes = real[keep], real_classes[keep]
+    step("features")
+    fn, description = feature_network(features) if isinstance(features, str) else features
+    features = features if isinstance(features, str) else description
+    with torch.no_grad():
+        real_feats = batched(fn, real.to(generator.device), 64).cpu().double().numpy()
+        fake_feats = batched(fn, fake.to(generator.device), 64).cpu().double().numpy()
+    step("overall")
+    result = {"model": generator.name, "feature_network": description, "features": features,
+              "overall": compare_sets(real, real_feats, fake, fake_feats, fake_classes, bins, seed)}
+    recognised = None
+    if description.startswith("steer shapes-classifier") and generator.num_classes:
+        from .classifier import load_classifier
+        classifier = load_classifier().to(generator.device).eval()
+        with torch.no_grad():
+            predicted = batched(classifier, fake.to(generator.device), 64).argmax(1).cpu()
+        recognised = predicted == fake_classes
+        result["overall"]["class_recognised"] = float(recognised.float().mean())
+    if generator.num_classes:
+        result["per_class"] = {}
+        for c in fake_classes.unique().tolist():
+            step(f"class {c}")
+            r, f = (real_classes == c).numpy(), (fake_classes == c).numpy()
+            if r.sum() < 10 or f.sum() < 10:
+                continue
+            result["per_class"][str(c)] = compare_sets(real[r], real_feats[r], fake[f], fake_feats[f],
+                                                       fake_classes[f], bins, seed)
+            if recognised is not None:
+                result["per_class"][str(c)]["class_recognised"] = float(recognised[f].float().mean())
+    return result

@@ -69,3 +69,33 @@ def test_lpips_diversity_sees_collapse():
     net = MaskedLPIPS("alex", backbone="random")  # the code path; real weights are not here
     assert lpips_diversity(varied, classes, pairs=20, distance=net)["distance"] == "lpips-alex"
     assert lpips_diversity(collapsed, classes, pairs=20, distance=net)["diversity"] < 1e-6
+
+
+def test_steer_evaluate_writes_json_and_table(tmp_path):
+    import json
+
+    from tests.test_cli import assert_user_error, run_steer
+    out = tmp_path / "ev.json"
+    result = run_steer("evaluate", "--model", "dcgan-shapes32", "--samples", "200", "--out", str(out),
+                       "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    overall = report["overall"]
+    assert report["feature_network"].startswith("steer shapes-classifier32")
+    assert overall["frechet_distance"] > 1 and 0 <= overall["ndb"] <= overall["bins"]
+    assert 0 < overall["precision"] <= 1 and 0 < overall["class_recognised"] <= 1
+    assert set(report["per_class"]) == {"0", "1", "2", "3"}
+    assert "overall" in result.stdout and "class 3" in result.stdout and "diversity:" in result.stdout
+    assert_user_error(run_steer("evaluate", "--class", "9", "--out", str(out)), "--class 9")
+    assert_user_error(run_steer("evaluate", "--features", "resnet50", "--out", str(out),
+                                env={"TORCH_HOME": str(tmp_path)}), "resnet50-0676ba61.pth")
+
+
+def test_frechet_in_pixels_separates_real_from_noise():
+    from steer.metrics import feature_network, frechet_distance
+    fn, name = feature_network("pixels")
+    real_a, _ = sample_shapes(300, seed=1, resolution=16)
+    real_b, _ = sample_shapes(300, seed=2, resolution=16)
+    noise = torch.rand(300, 3, 16, 16) * 2 - 1
+    close = frechet_distance(fn(real_a).numpy(), fn(real_b).numpy())
+    assert name.startswith("pixels") and close * 5 < frechet_distance(fn(real_a).numpy(), fn(noise).numpy())
