@@ -66,10 +66,12 @@ def cli():
 @click.option("--d-state", default=16, show_default=True, type=click.IntRange(1), help="dssgan: Mamba state size.")
 @click.option("--r1-gamma", default=None, type=click.FloatRange(0),
               help="R1 weight [dcgan 1 (every 16 steps, scaled); dssgan 5 (every 4, official)].")
+@click.option("--mode-seeking", default=0.0, show_default=True, type=click.FloatRange(0),
+              help="Weight of MSGAN's mode-seeking term (pairs of latents sharing a class); 0: off.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when present).")
-def train(arch, data, out, resolution, steps, batch, lr, lr_d, base_channels, channels, d_state, r1_gamma, seed,
-          device):
+def train(arch, data, out, resolution, steps, batch, lr, lr_d, base_channels, channels, d_state, r1_gamma,
+          mode_seeking, seed, device):
     """Train a class-conditional generator on shapes or an image folder.
 
     Writes OUT/checkpoint.pt while training (Ctrl-C saves; rerun to resume), then the
@@ -105,13 +107,14 @@ def train(arch, data, out, resolution, steps, batch, lr, lr_d, base_channels, ch
     if arch == "dssgan":
         G, D, config, about = _dssgan_setup(resolution, len(class_names), channels, d_state, steps, batch,
                                             lr, lr_d, r1_gamma, seed)
+        config.mode_seeking = mode_seeking
     else:
         from .generators.dcgan import DCGANDiscriminator, DCGANGenerator
         G = DCGANGenerator(resolution=resolution, num_classes=len(class_names), base_channels=base_channels)
         D = DCGANDiscriminator(resolution=resolution, num_classes=len(class_names),
                                base_channels=max(8, base_channels * 3 // 4))
         config = TrainConfig(steps=steps, batch=batch, lr=lr or 2e-4, seed=seed,
-                             r1_gamma=1.0 if r1_gamma is None else r1_gamma)
+                             r1_gamma=1.0 if r1_gamma is None else r1_gamma, mode_seeking=mode_seeking)
         about = "A class-conditional conv generator (steer's `dcgan` family)"
     if os.environ.get("WORLD_SIZE", "1") != "1":
         from .train.gan import distributed_device

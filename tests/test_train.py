@@ -69,3 +69,28 @@ def test_train_command_dssgan_writes_a_loadable_model(tmp_path):
     bad = run_steer("train", "--arch", "dssgan", "--out", str(tmp_path / "bad"), "--resolution", "16",
                     "--channels", "8,6,4")
     assert bad.returncode == 2 and "--channels needs 2 positive widths" in bad.stderr
+
+
+def test_mode_seeking_term_and_option(tmp_path):
+    import json
+
+    from steer.train.gan import mode_seeking_term
+    z_a, z_b = torch.zeros(4, 8), torch.ones(4, 8)
+    same = torch.zeros(4, 3, 16, 16)
+    apart = torch.full((4, 3, 16, 16), 0.5)
+    # ratio = mean image distance / mean latent distance
+    assert abs(mode_seeking_term(same, apart, z_a, z_b).item() - 1 / (0.5 + 1e-5)) < 1e-3
+    assert mode_seeking_term(same, same, z_a, z_b).item() > 1e4  # a collapsed pair is punished hard
+    # the term moves G: same start, different weights after training with it
+    runs = {}
+    for weight in (0.0, 1.0):
+        G, D = small_pair()
+        config = TrainConfig(steps=3, batch=8, mode_seeking=weight)
+        runs[weight] = train_gan(G, D, shapes_batches(resolution=16), tmp_path / str(weight), config, progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(runs[0.0].parameters(), runs[1.0].parameters()))
+    logged = [json.loads(line) for line in (tmp_path / "1.0" / "log.jsonl").read_text().splitlines()]
+    assert "mode_seeking" in logged[0] and logged[0]["mode_seeking"] > 0
+    out = tmp_path / "cli"
+    result = run_steer("train", "--out", str(out), "--resolution", "16", "--steps", "2", "--batch", "4",
+                       "--base-channels", "8", "--mode-seeking", "0.5")
+    assert result.returncode == 0, result.stderr

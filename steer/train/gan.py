@@ -74,6 +74,7 @@ class TrainConfig:
     aug_p_brightness: float = 0.5  # per-image probability of the brightness offset
     aug_contrast: float = 0.1  # factor 1 + U(-c, c) about each image's per-channel mean
     aug_p_contrast: float = 0.5  # per-image probability of the contrast change
+    mode_seeking: float = 0.0  # MSGAN's weight on 1 / (image distance / latent distance); 0: off
 
     def __post_init__(self):
         if self.fake_classes not in ("real", "uniform"):
@@ -211,6 +212,14 @@ def _mean_across_ranks(values: dict, world: int, device) -> dict:
     return dict(zip(values, (t / world).tolist()))
 
 
+def mode_seeking_term(images_a, images_b, z_a, z_b, eps: float = 1e-5):
+    """MSGAN (Mao et al. 2019): 1 / (mean |G(z_a) - G(z_b)| / mean |z_a - z_b|) for pairs that
+    share a class. Minimising it pushes apart the images of different latents, which a
+    collapsed generator maps to the same image."""
+    ratio = (images_a - images_b).abs().mean() / (z_a - z_b).abs().mean()
+    return 1 / (ratio + eps)
+
+
 def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = True,
               on_checkpoint=None):
     """Train G against D. next_batch(step, n) returns (images in [-1,1], classes or None)
@@ -318,7 +327,16 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
                 if config.fake_classes == "uniform" and classes is not None and num_classes:
                     classes_g = random_classes(step, _CLASSES_G)
             D.requires_grad_(False)
-            loss_g = F.softplus(-D(augment(G.synthesize(z_g, classes_g), step, _AUG_FAKE_G), classes_g)).mean()
+            half = len(z_g) // 2
+            if config.mode_seeking > 0 and half and classes_g is not None:
+                # pairs (i, i + half) share a class, so only their latents differ
+                classes_g = torch.cat([classes_g[:half], classes_g[:half], classes_g[2 * half:]])
+            fake_g = G.synthesize(z_g, classes_g)
+            loss_g = F.softplus(-D(augment(fake_g, step, _AUG_FAKE_G), classes_g)).mean()
+            mode_seeking = torch.zeros((), device=device)
+            if config.mode_seeking > 0 and half:
+                mode_seeking = mode_seeking_term(fake_g[:half], fake_g[half:2 * half], z_g[:half], z_g[half:2 * half])
+                loss_g = loss_g + config.mode_seeking * mode_seeking
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             step_done(G, config.clip_g)
@@ -339,8 +357,10 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
                             b_ema.lerp_(b, 1 - beta)
 
             if step % 10 == 0:
-                values = _mean_across_ranks({"loss_d": loss_d.item(), "loss_g": loss_g.item(), "r1": r1.item()},
-                                            world, device)
+                logged = {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "r1": r1.item()}
+                if config.mode_seeking > 0:
+                    logged["mode_seeking"] = mode_seeking.item()
+                values = _mean_across_ranks(logged, world, device)
                 if rank == 0:
                     bar.set_postfix(d=f"{values['loss_d']:.3f}", g=f"{values['loss_g']:.3f}")
                     log.write(json.dumps({"step": step, **values}) + "\n")
