@@ -250,6 +250,8 @@ def models(model):
     if model:
         n_params = sum(p.numel() for p in g.parameters())
         click.echo(f"latent z: {g.latent_dim} dims; parameters: {n_params:,}")
+        if hasattr(g, "num_ws"):
+            click.echo(f"latent w: {g.w_dim} dims; w+: {g.num_ws} layers x {g.w_dim}")
         if hasattr(g, "latent_layout"):
             for part, span in g.latent_layout().items():
                 click.echo(f"  {part:<12} z[{span.start}:{span.stop}]")

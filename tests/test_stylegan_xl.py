@@ -303,6 +303,7 @@ def test_cli_models_sample_walk_render(tmp_path):
     from tests.test_cli import run_steer
     result = run_steer("models", "--model", str(SNAPSHOT))
     assert result.returncode == 0 and "stylegan_xl" in result.stdout and "z, w, w+" in result.stdout
+    assert "w+: 7 layers x 96" in result.stdout
     out = tmp_path / "s.png"
     result = run_steer("sample", "--model", str(SNAPSHOT), "-n", "4", "--class", "388", "--truncation", "0.7",
                        "--out", str(out), "--device", "cpu")
