@@ -17,6 +17,17 @@ from .losses import masked_l2
 from .walks import make_walk
 
 
+def median_seconds(fn, repeats: int, warm_up=None) -> float:
+    """Median seconds of `repeats` calls of fn, after one call of warm_up (default fn)."""
+    (warm_up or fn)()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def _time(fn, repeats: int) -> float:
     start = time.perf_counter()
     for _ in range(repeats):

@@ -11,27 +11,15 @@
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 import steer
+from steer.bench import median_seconds
 from steer.generators.dssgan import scan
 from steer.generators.dssgan.configs import official_config
 from steer.generators.dssgan.generator import DSSGANGenerator, init_for_training
 from steer.generators.registry import bundled_models
-
-
-def timed(fn, repeats: int) -> float:
-    """Median seconds of `repeats` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def official_128(batch: int, repeats: int) -> None:
@@ -50,8 +38,8 @@ def official_128(batch: int, repeats: int) -> None:
                 scan.BACKEND = "auto"
         return call
 
-    steer_s = timed(run("steer"), repeats)
-    reference_s = timed(run("reference"), 1)  # slow: one timed call
+    steer_s = median_seconds(run("steer"), repeats)
+    reference_s = median_seconds(run("reference"), 1)  # slow: one timed call
     diff = (outputs["steer"] - outputs["reference"]).abs().max().item()
     print(f"(b) official 128 px DSS-GAN, {sum(p.numel() for p in G.parameters()) / 1e6:.2f} M params, "
           f"batch {batch}, CPU {torch.get_num_threads()} threads, eval, no grad")
@@ -73,7 +61,7 @@ def sampling(batch: int, repeats: int, dssgan_model: str) -> None:
             with torch.no_grad():
                 G.synthesize(z, classes)
 
-        seconds = timed(call, repeats)
+        seconds = median_seconds(call, repeats)
         print(f"    {name:<18} {batch / seconds:8.1f} images/s  ({seconds * 1000:.0f} ms per batch)")
 
 

@@ -10,24 +10,12 @@ weights and Kaiser filters; eval mode, no grad, fp32, from w+ (mapping excluded)
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
+from steer.bench import median_seconds
+
 from steer.generators.stylegan_xl import StyleGANXLGenerator, design_config
-
-
-def timed(fn, repeats: int, warm_up) -> float:
-    """Median seconds of `repeats` calls, after one warm-up call (a batch of one: it builds
-    the same per-size caches at an eighth of the cost)."""
-    warm_up()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main():
@@ -50,8 +38,9 @@ def main():
                 outputs[impl] = G.synthesize(ws[:rows], classes[:rows], "w+")
         return call
 
-    fast_s = timed(run("fast"), args.repeats, run("fast", 1))
-    reference_s = timed(run("reference"), args.repeats, run("reference", 1))
+    # warm up on a batch of one: it builds the same per-size caches at an eighth of the cost
+    fast_s = median_seconds(run("fast"), args.repeats, run("fast", 1))
+    reference_s = median_seconds(run("reference"), args.repeats, run("reference", 1))
     diff = (outputs["fast"] - outputs["reference"]).abs().max().item()
     params = sum(p.numel() for p in G.synthesis.parameters()) / 1e6
     print(f"StyleGAN-XL synthesis {args.resolution} px (StyleGAN3-T, {len(G.synthesis.layer_names)} layers, "
