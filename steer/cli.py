@@ -298,8 +298,9 @@ def sample(model, num, seed, class_, truncation, centroids, out, device):
 @click.option("--samples", default=2000, show_default=True, type=click.IntRange(20), help="Generated samples.")
 @click.option("--class", "class_", default=None, type=int, help="Evaluate one class only.")
 @click.option("--features", default=None,
-              type=click.Choice(["shapes", "pixels", "resnet18", "resnet50", "inception"]),
-              help="Feature network [shapes data: the shapes classifier; folders: pixels].")
+              type=click.Choice(["shapes", "pixels", "fid", "resnet18", "resnet50", "inception"]),
+              help="Feature network [shapes data: the shapes classifier; folders: pixels]; "
+                   "fid: standard FID (pytorch-fid's Inception weights in torch's cache).")
 @click.option("--bins", default=50, show_default=True, type=click.IntRange(2), help="k-means bins for NDB/JSD.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", default=None, type=click.Path(dir_okay=False),

@@ -166,7 +166,23 @@ def shapes_generator_quality(generator, classifier, n: int = 5000, seed: int = 0
 # torchvision's ImageNet weights, found in torch's cache (never downloaded)
 BACKBONE_FILES = {"resnet18": "resnet18-f37072fd.pth", "resnet50": "resnet50-0676ba61.pth",
                   "inception": "inception_v3_google-0cc3c7bd.pth"}
-FEATURE_NETWORKS = ("shapes", "pixels", *BACKBONE_FILES)
+# pytorch-fid's port of the TF Inception behind standard FID (its own cache name)
+FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+FEATURE_NETWORKS = ("shapes", "pixels", "fid", *BACKBONE_FILES)
+
+
+def _fid_inception(path):
+    """pytorch-fid's FID Inception, its weights read from `path` with torch.load(weights_only=True):
+    the library's own loader would unpickle the file in full."""
+    from unittest import mock
+
+    from pytorch_fid import inception
+
+    def read(url, *args, **kwargs):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    with mock.patch.object(inception, "load_state_dict_from_url", read):
+        return inception.InceptionV3([3], resize_input=True, normalize_input=True).eval()
 
 
 def feature_network(name: str):
@@ -174,7 +190,8 @@ def feature_network(name: str):
     classifier (penultimate layer); 'pixels': the images themselves; resnet18, resnet50,
     inception: torchvision's ImageNet backbones (pooled features) when their weights are in
     torch's cache. torchvision's Inception-v3 is not the TF network behind standard FID, so
-    its figures are called Frechet distances in that network, never FID."""
+    its figures are called Frechet distances in that network, never FID. 'fid': pytorch-fid's
+    Inception with its TF weights from torch's cache: the Frechet distance is then standard FID."""
     from pathlib import Path
 
     from .errors import SteerError
@@ -185,6 +202,24 @@ def feature_network(name: str):
         from .classifier import load_classifier
         classifier = load_classifier().eval()
         return classifier.features, "steer shapes-classifier32 (penultimate layer, 128-d)"
+    if name == "fid":
+        try:
+            import pytorch_fid  # noqa: F401
+        except ImportError:
+            raise SteerError("--features fid needs the pytorch-fid package: pip install -e \".[fid]\"") from None
+        path = Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_FILE
+        if not path.is_file():
+            raise SteerError(f"standard FID needs pytorch-fid's Inception weights {path.name} in {path.parent}/ "
+                             "(steer never downloads); or choose --features shapes, pixels or a backbone")
+        try:
+            net = _fid_inception(path)
+        except Exception as e:
+            raise SteerError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
+
+        def fid_features(images):  # pytorch-fid takes [0, 1] and resizes to 299 itself
+            return net((images + 1) / 2)[0].flatten(1)
+
+        return fid_features, "standard FID: pytorch-fid Inception (TF 2015-12-05 weights, 2048-d pool)"
     if name not in BACKBONE_FILES:
         raise SteerError(f"unknown feature network '{name}': choose one of {', '.join(FEATURE_NETWORKS)}")
     path = Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILES[name]

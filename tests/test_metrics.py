@@ -1,4 +1,7 @@
+import os
+
 import numpy as np
+import pytest
 import torch
 
 from steer.classifier import load_classifier
@@ -99,3 +102,43 @@ def test_frechet_in_pixels_separates_real_from_noise():
     noise = torch.rand(300, 3, 16, 16) * 2 - 1
     close = frechet_distance(fn(real_a).numpy(), fn(real_b).numpy())
     assert name.startswith("pixels") and close * 5 < frechet_distance(fn(real_a).numpy(), fn(noise).numpy())
+
+
+def test_fid_features_are_pytorch_fids_inception_read_safely(tmp_path, monkeypatch):
+    """--features fid: pytorch-fid's network with the weights file from torch's cache, read
+    without unpickling code; features equal pytorch-fid's own for images mapped to [0, 1]."""
+    inception = pytest.importorskip("pytorch_fid.inception")
+    from steer.errors import SteerError
+    from steer.metrics import FID_WEIGHTS_FILE, feature_network
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(SteerError, match=FID_WEIGHTS_FILE):
+        feature_network("fid")
+    # random weights in the release's layout: build the net once with loading switched off
+    torch.manual_seed(0)
+    with monkeypatch.context() as m:
+        m.setattr(inception, "load_state_dict_from_url", lambda *a, **k: {})
+        m.setattr(torch.nn.Module, "load_state_dict", lambda self, state, strict=True: None)
+        state = inception.fid_inception_v3().state_dict()
+    weights = tmp_path / "hub" / "checkpoints" / FID_WEIGHTS_FILE
+    weights.parent.mkdir(parents=True)
+    torch.save(state, weights)
+
+    fn, name = feature_network("fid")
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        ours = fn(images)
+        with monkeypatch.context() as m:
+            m.setattr(inception, "load_state_dict_from_url", lambda *a, **k: state)
+            theirs = inception.InceptionV3([3]).eval()((images + 1) / 2)[0].flatten(1)
+    assert name.startswith("standard FID") and ours.shape == (2, 2048)
+    assert torch.allclose(ours, theirs, atol=1e-5) and ours.std() > 0
+
+    class Hostile:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    torch.save({"x": Hostile()}, weights)
+    with pytest.raises(SteerError, match="cannot read"):
+        feature_network("fid")
+    assert not (tmp_path / "ran").exists()
