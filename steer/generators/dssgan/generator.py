@@ -370,18 +370,24 @@ class DSSGANGenerator(Generator):
     def config(self) -> dict:
         return {"family": self.family, "generator": copy.deepcopy(self.cfg)}
 
-    def synthesize(self, latent, classes=None, space=None, direction_classes=None):
+    def synthesize(self, latent, classes=None, space=None, direction_classes=None, stage_latents=None):
         """latent (B, z_dim), classes (B,) int64 -> images (B, 3, R, R) in (-1, 1).
 
         direction_classes: optional (B, K) int64 class per scan direction, replacing the
-        class for that direction's embedding (the official viewer's class override)."""
+        class for that direction's embedding (the official viewer's class override).
+        stage_latents: optional {stage size: (B, z_dim) latent} whose direction part feeds
+        that Mamba stage instead of `latent`'s (to perturb one scale at a time)."""
         self.check_space(space or "z")
         if classes is None:
             raise SteerError("DSS-GAN is class-conditional: pass classes")
         if direction_classes is not None:
             direction_classes = torch.as_tensor(direction_classes, dtype=torch.long, device=latent.device)
             direction_classes = direction_classes.expand(latent.shape[0], len(self.scan_directions))
-        return self._forward(latent, classes, direction_classes)
+        unknown = set(stage_latents or {}) - set(self.stage_sizes)
+        if unknown:
+            raise SteerError(f"no Mamba stage at size {sorted(unknown)[0]}: stages are "
+                             f"{', '.join(map(str, self.stage_sizes))}")
+        return self._forward(latent, classes, direction_classes, stage_latents or {})
 
     def _rotation(self) -> int:
         """The training-only random rotation: one draw per forward, for the whole batch."""
@@ -390,7 +396,7 @@ class DSSGANGenerator(Generator):
         mode = self.rotation_modes[int(torch.randint(len(self.rotation_modes), (1,)))]
         return ROTATION_K[mode]
 
-    def _forward(self, z, y, direction_classes=None):
+    def _forward(self, z, y, direction_classes=None, stage_latents=None):
         batch = z.shape[0]
         z_tok, z_dir = z.split([self.z_tok_dim, self.z_dir_dim], dim=1)
         rot_k = self._rotation()
@@ -405,8 +411,11 @@ class DSSGANGenerator(Generator):
         for size in self.stage_sizes:
             key = f"{size}x{size}"
             h_in = h
+            stage_z_dir = z_dir
+            if stage_latents and size in stage_latents:
+                stage_z_dir = stage_latents[size][:, self.z_tok_dim:]
             for block in getattr(self, f"mamba_{key}"):
-                h = block(h, z_dir, y, rot_k, direction_classes)
+                h = block(h, stage_z_dir, y, rot_k, direction_classes)
             if self.use_vit_residual:
                 h = h + self.spatial_residual_weight * h_in
             if self.film_enabled.get(key, False):
