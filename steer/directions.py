@@ -42,6 +42,9 @@ def closed_form_direction(layer, edit: Edit, resolution: int, alphas=None) -> to
     bias = layer.bias.detach().double().cpu()      # (C, k, k)
     channels, grid, _, d = weight.shape
     alphas = edit.show_alphas(resolution) if alphas is None else alphas
+    # W'W per grid cell, once: each alpha's W'DW is then a masked sum of these
+    per_cell = weight.reshape(channels, grid * grid, d).permute(1, 2, 0).float()  # (k*k, d, C)
+    cell_gram = torch.bmm(per_cell, per_cell.transpose(1, 2)).double()
     gram = torch.zeros(d, d, dtype=torch.float64)
     rhs = torch.zeros(d, dtype=torch.float64)
     for alpha in alphas:
@@ -51,9 +54,8 @@ def closed_form_direction(layer, edit: Edit, resolution: int, alphas=None) -> to
         # P b and D: the edit itself, applied to the bias grid as if it were an image
         moved, mask = edit(bias[None].float(), grid_alpha(edit, alpha, grid, resolution))
         moved, mask = moved[0].double(), mask[0, 0].double()  # (C, k, k), (k, k)
-        masked_weight = weight * mask[None, :, :, None]
-        gram += t * t * torch.einsum("cijd,cije->de", masked_weight, weight)
-        rhs += t * torch.einsum("cijd,cij->d", masked_weight, moved - bias)
+        gram += t * t * torch.einsum("p,pde->de", mask.reshape(-1), cell_gram)
+        rhs += t * torch.einsum("cijd,cij->d", weight * mask[None, :, :, None], moved - bias)
     if not rhs.abs().sum() > 0:
         raise SteerError("the first layer's bias is flat under this edit, so it fixes no direction")
     # a whisper of ridge keeps the solve defined when W has (near) null directions
