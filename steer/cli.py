@@ -177,10 +177,13 @@ def open_generator(model, device):
 
 def set_w_truncation(generator, truncation, centroids):
     """Generators that truncate in W (StyleGAN) take psi and centroids as settings; returns
-    what is left for truncating z (None for those)."""
+    what is left for truncating z (None for those). BigGAN truncates z and its batch-norm
+    statistics alike: the setting goes to synthesis and the value is returned for z."""
     if not hasattr(generator, "truncation_psi"):
         if centroids:
             raise SteerError(f"--centroids is for StyleGAN-XL models; {generator.name} has no W space")
+        if truncation is not None and hasattr(generator, "check_truncation"):
+            generator.truncation = generator.check_truncation(truncation)
         return truncation
     if truncation is not None:
         generator.truncation_psi = truncation
@@ -200,19 +203,51 @@ def parse_layers(text):
     return start, stop
 
 
-def pick_classes(generator, class_option, n):
-    """--class K -> K for every sample; none -> cycle through the classes."""
+def class_index(generator, text, option: str = "--class") -> int:
+    """A class given by index or by name (the model's class names, e.g. ImageNet's for
+    BigGAN: 'golden retriever'; case and '_' for ' ' do not matter)."""
+    text = str(text).strip()
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < generator.num_classes:
+            raise SteerError(f"{option} {index} is out of range: {generator.name} has classes "
+                             f"0..{generator.num_classes - 1}")
+        return index
+    names = generator.class_names or []
+    wanted = text.lower().replace("_", " ")
+    hits = [i for i, name in enumerate(names) if name.lower() == wanted]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise SteerError(f"{option} '{text}' is ambiguous: it names classes {', '.join(map(str, hits))}; "
+                         "give the index")
+    if not names:
+        raise SteerError(f"{generator.name} has no class names: give {option} as an index "
+                         f"0..{generator.num_classes - 1}")
+    close = [name for name in names if wanted in name.lower()][:5]
+    hint = f" (did you mean {', '.join(repr(n) for n in close)}?)" if close else ""
+    raise SteerError(f"{option}: unknown class '{text}' for {generator.name}{hint}; give a name or an index "
+                     f"0..{generator.num_classes - 1}")
+
+
+def pick_classes(generator, class_option, n, classes_option=None):
+    """--class K -> K for every sample; --classes A,B,... -> cycled over the samples; none ->
+    cycle through all the classes. Classes are indices or names."""
     import torch
     if not generator.num_classes:
-        if class_option is not None:
+        if class_option is not None or classes_option:
             raise SteerError(f"{generator.name} is unconditional: drop --class")
         return None
+    if class_option is not None and classes_option:
+        raise SteerError("give --class or --classes, not both")
+    if classes_option:
+        chosen = [class_index(generator, part, "--classes") for part in classes_option.split(",") if part.strip()]
+        if not chosen:
+            raise SteerError("--classes is empty")
+        return torch.tensor(chosen, dtype=torch.int64).repeat(n // len(chosen) + 1)[:n]
     if class_option is None:
         return torch.arange(n) % generator.num_classes
-    if not 0 <= class_option < generator.num_classes:
-        raise SteerError(f"--class {class_option} is out of range: {generator.name} has classes "
-                         f"0..{generator.num_classes - 1}")
-    return torch.full((n,), class_option, dtype=torch.int64)
+    return torch.full((n,), class_index(generator, class_option), dtype=torch.int64)
 
 
 model_option = click.option("--model", default=DEFAULT_MODEL, show_default=True,
@@ -261,27 +296,33 @@ def models(model):
 @model_option
 @click.option("-n", "--num", default=16, show_default=True, type=click.IntRange(1, 1024), help="How many images.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--class", "class_", default=None, type=int, help="Class index for every image (default: cycle).")
+@click.option("--class", "class_", default=None,
+              help="Class for every image, by index or name (e.g. 207 or 'golden retriever') [default: cycle].")
+@click.option("--classes", "classes_", default=None,
+              help="Comma-separated classes (indices or names), cycled over the images.")
 @click.option("--truncation", default=None, type=click.FloatRange(0, min_open=True),
-              help="StyleGAN: psi toward the (class) mean w, e.g. 0.7; others: bound of a truncated normal z.")
+              help="StyleGAN: psi toward the (class) mean w, e.g. 0.7; BigGAN: z from a normal truncated to "
+                   "+-2 times it and the matching batch-norm statistics, in (0, 1]; others: bound of a "
+                   "truncated normal z.")
 @click.option("--centroids", default=None, type=click.Path(dir_okay=False),
               help="StyleGAN-XL: .npy of w centroids (imagenet_centroids.npy) for multimodal truncation.")
 @click.option("--out", default="samples.png", show_default=True, type=click.Path(dir_okay=False), help="PNG grid to write.")
 @device_option
-def sample(model, num, seed, class_, truncation, centroids, out, device):
+def sample(model, num, seed, class_, classes_, truncation, centroids, out, device):
     """Draw samples from a generator and write them as a grid PNG.
 
     \b
     Examples:
       steer sample -n 32 --seed 1 --out samples.png
       steer sample --model imagenet128.pkl --class 207 --truncation 0.7
+      steer sample --model path/to/biggan-deep-256/ --classes 'golden retriever,tabby' --truncation 0.4
     """
     import torch
 
     from .viz import save_grid
     G = open_generator(model, device)
     writable_dir(Path(out).parent)
-    classes = pick_classes(G, class_, num)
+    classes = pick_classes(G, class_, num, classes_)
     truncation = set_w_truncation(G, truncation, centroids)
     z, c = G.sample(num, seed=seed, truncation=truncation, classes=classes)
     with torch.no_grad():
@@ -378,24 +419,36 @@ def evaluate(model, data, samples, class_, features, bins, seed, out, device):
 @click.option("--layers", default=None,
               help="w+ only: move layers START:STOP (0-based, STOP excluded) and leave the rest.")
 @click.option("--truncation", default=None, type=click.FloatRange(0, min_open=True),
-              help="StyleGAN: psi for the training latents.")
+              help="StyleGAN: psi for the training latents; BigGAN: truncation of z and of the batch-norm "
+                   "statistics, in (0, 1].")
+@click.option("--method", default="learned", show_default=True, type=click.Choice(["learned", "closed-form"]),
+              help="learned: optimise the walk; closed-form: a linear direction solved from the first layer's "
+                   "weights (zoom, shift_x, shift_y; models with a linear first layer onto a grid).")
+@click.option("--class", "class_", default=None, help="Train on this class only (index or name).")
+@click.option("--classes", "classes_", default=None, help="Train on these classes (comma-separated indices or names).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Output folder [default: runs/walks/MODEL-EDIT-WALK]; resumed when it holds a checkpoint.")
 @device_option
-def walk(model, edit_name, walk_type, loss, steps, batch, lr, space, layers, truncation, seed, out, device):
+def walk(model, edit_name, walk_type, loss, steps, batch, lr, space, layers, truncation, method, class_, classes_,
+         seed, out, device):
     """Learn a walk that reproduces an edit, with the generator frozen.
 
     Writes OUT/walk.safetensors, OUT/loss.png (+ loss.json) and OUT/strip.png (rows are
     samples, columns alphas across the training range). Interrupt with Ctrl-C and rerun
-    the same command to resume.
+    the same command to resume. With --method closed-form nothing is trained: the direction
+    is solved from the generator's first layer (Spingarn et al.) and saved as a linear walk.
 
     \b
     Example:
       steer walk --edit zoom
       steer walk --edit shift_x --walk nonlinear --steps 3000 --out runs/shiftx-nl
       steer walk --model imagenet128.pkl --space w+ --layers 0:8 --edit colour
+      steer walk --method closed-form --edit zoom
+      steer walk --model path/to/biggan-deep-256/ --class 'golden retriever' --truncation 0.5 --edit zoom
     """
+    import time
+
     from .edits import get_edit
     from .fit import FitConfig, evaluate_walk, fit_walk
     from .losses import MaskedLPIPS
@@ -408,41 +461,73 @@ def walk(model, edit_name, walk_type, loss, steps, batch, lr, space, layers, tru
     space = space or G.default_space
     G.check_space(space)
     layers = parse_layers(layers)
-    if set_w_truncation(G, truncation, None) is not None:
-        raise SteerError(f"--truncation is for StyleGAN models; {G.name} has no W space")
-    out = writable_dir(out or Path("runs") / "walks" / f"{G.name}-{edit.name}-{walk_type}")
+    z_truncation = set_w_truncation(G, truncation, None)
+    if z_truncation is not None and not hasattr(G, "check_truncation"):
+        raise SteerError(f"--truncation is for StyleGAN and BigGAN models; {G.name} has neither W space nor "
+                         "truncated batch-norm statistics")
+    train_classes = pick_classes(G, class_, G.num_classes or 1, classes_) if (class_ or classes_) else None
+    if train_classes is not None:
+        train_classes = sorted(set(train_classes.tolist()))
+    closed_form = method == "closed-form"
+    if closed_form and (walk_type != "linear" or layers or space != "z" or loss != "l2"):
+        raise SteerError("--method closed-form gives a linear walk in z: drop --walk nonlinear, --layers, "
+                         "--space and --loss")
+    label = "closed-form" if closed_form else walk_type
+    out = writable_dir(out or Path("runs") / "walks" / f"{G.name}-{edit.name}-{label}")
     lpips = MaskedLPIPS() if loss == "lpips" else None
     # the nonlinear walk is an MLP: a gentler default step than for a few direction vectors
     default_lr = edit.lr if walk_type == "linear" else edit.lr / 5
-    config = FitConfig(steps=steps, batch=batch, lr=lr or default_lr, seed=seed, loss=loss, space=space)
+    config = FitConfig(steps=steps, batch=batch, lr=lr or default_lr, seed=seed, loss=loss, space=space,
+                       truncation=z_truncation, classes=train_classes)
     z, classes = G.sample(1, seed=0)
     latent_shape = tuple(G.to_space(z, classes, space).shape[1:])
-    w = make_walk(walk_type, edit, latent_shape, G.resolution, seed=seed, layers=layers)
-    run_id = {"model": G.name, "edit": edit.name, "walk": walk_type, "space": space, "loss": loss}
-    if layers:
-        run_id["layers"] = list(layers)
-    result = fit_walk(G, w, edit, config, checkpoint=out / "checkpoint.pt", lpips=lpips, run_id=run_id)
+    if closed_form:
+        from .directions import closed_form_walk
+        started = time.perf_counter()
+        w = closed_form_walk(G, edit)
+        solve_seconds = time.perf_counter() - started
+        history = []
+    else:
+        w = make_walk(walk_type, edit, latent_shape, G.resolution, seed=seed, layers=layers)
+        run_id = {"model": G.name, "edit": edit.name, "walk": walk_type, "space": space, "loss": loss}
+        if layers:
+            run_id["layers"] = list(layers)
+        if train_classes is not None:
+            run_id["classes"] = train_classes
+        history = fit_walk(G, w, edit, config, checkpoint=out / "checkpoint.pt", lpips=lpips, run_id=run_id).history
     held_out = evaluate_walk(G, w, edit, config)
     zero = LinearWalk(latent_shape, sliders=edit.sliders, init_std=0.0, layers=layers)
     baseline = evaluate_walk(G, zero.to(G.device), edit, config) if walk_type == "linear" else None
     meta = {"model": G.name, "space": space, "edit": edit.name, "alpha_convention": edit.convention,
-            "resolution": G.resolution, "training": {k: v for k, v in vars(config).items()},
-            "loss_history": [round(v, 6) for v in result.history], "held_out_l2": held_out,
+            "resolution": G.resolution, "method": method, "held_out_l2": held_out,
             "zero_walk_l2": baseline, "command": command_line()}
+    if closed_form:
+        meta["closed_form"] = {"latent": [G.first_layer().latent.start, G.first_layer().latent.stop],
+                               "alphas": list(edit.show_alphas(G.resolution)), "seconds": solve_seconds}
+    else:
+        meta.update(training={k: v for k, v in vars(config).items()},
+                    loss_history=[round(v, 6) for v in history])
     if hasattr(G, "truncation_psi"):
         meta["truncation"] = G.truncation_psi
+    elif hasattr(G, "check_truncation"):
+        meta["truncation"] = G.truncation
     save(w, out / "walk.safetensors", meta)
-    save_loss_plot(result.history, out / "loss.png", title=f"{edit.name} {walk_type} walk on {G.name} ({loss})")
-    (out / "loss.json").write_text(json.dumps({"loss": result.history, "held_out_l2": held_out,
-                                               "zero_walk_l2": baseline}) + "\n")
-    seeds_z, seeds_c = G.sample(6, seed=seed + 12345, classes=pick_classes(G, None, 6))
+    files = f"walk: {out / 'walk.safetensors'}"
+    if not closed_form:
+        save_loss_plot(history, out / "loss.png", title=f"{edit.name} {walk_type} walk on {G.name} ({loss})")
+        files += f"  plot: {out / 'loss.png'}"
+    (out / "loss.json").write_text(json.dumps({"loss": history, "held_out_l2": held_out,
+                                               "zero_walk_l2": baseline, "method": method}) + "\n")
+    seeds_z, seeds_c = G.sample(6, seed=seed + 12345, classes=pick_classes(G, class_, 6, classes_))
     latent = G.to_space(seeds_z, seeds_c, space)
     alphas = edit.show_alphas(G.resolution)
     strips = render_walk(G, w, edit, latent, seeds_c, alphas, space=space)
     save_strip_grid(strips, alphas, out / "strip.png", upscale=max(1, 64 // G.resolution),
-                    title=f"{edit.name} walk on {G.name}: columns are alpha")
+                    title=f"{edit.name} {label} walk on {G.name}: columns are alpha")
     summary = f"held-out masked L2 {held_out:.4f}" + (f" (zero walk {baseline:.4f})" if baseline is not None else "")
-    click.echo(f"walk: {out / 'walk.safetensors'}  plot: {out / 'loss.png'}  strip: {out / 'strip.png'}  {summary}")
+    if closed_form:
+        summary += f"; direction solved in {solve_seconds:.3f} s"
+    click.echo(f"{files}  strip: {out / 'strip.png'}  {summary}")
 
 
 @cli.command()
@@ -450,13 +535,16 @@ def walk(model, edit_name, walk_type, loss, steps, batch, lr, space, layers, tru
 @click.option("--model", default=None, help="Generator (default: the model the walk was learned on).")
 @click.option("--alphas", default=None, help="Comma-separated alphas (default: the edit's test range).")
 @click.option("--seeds", default="0,1,2,3", show_default=True, help="Comma-separated seeds, one row each.")
-@click.option("--class", "class_", default=None, type=int, help="Class for every row (default: cycle).")
+@click.option("--class", "class_", default=None, help="Class for every row, index or name (default: cycle).")
+@click.option("--classes", "classes_", default=None, help="Comma-separated classes (indices or names), one per row, cycled.")
+@click.option("--truncation", default=None, type=click.FloatRange(0, min_open=True),
+              help="Override the truncation the walk was learned under (StyleGAN psi, BigGAN truncation).")
 @click.option("--channel", default="all", show_default=True, type=click.Choice(["r", "g", "b", "all"]),
               help="For colour walks: which channel alpha moves.")
 @click.option("--targets", is_flag=True, help="Add the target edit under each row (undefined pixels grey).")
 @click.option("--out", default="render", show_default=True, type=click.Path(file_okay=False))
 @device_option
-def render(walk_path, model, alphas, seeds, class_, channel, targets, out, device):
+def render(walk_path, model, alphas, seeds, class_, classes_, truncation, channel, targets, out, device):
     """Apply a saved walk over a range of alphas: OUT/strip.png and OUT/strip.gif.
 
     \b
@@ -476,14 +564,20 @@ def render(walk_path, model, alphas, seeds, class_, channel, targets, out, devic
     G = open_generator(model or meta["model"], device)
     space = meta.get("space", G.default_space)
     G.check_space(space)
-    if hasattr(G, "truncation_psi") and meta.get("truncation") is not None:
-        G.truncation_psi = float(meta["truncation"])  # the psi the walk was learned under
+    learned_under = meta.get("truncation") if truncation is None else truncation
+    if hasattr(G, "truncation_psi") and learned_under is not None:
+        G.truncation_psi = float(learned_under)  # the psi the walk was learned under
+    elif hasattr(G, "check_truncation") and learned_under is not None:
+        G.truncation = G.check_truncation(learned_under)  # BigGAN: z and batch-norm statistics
+    elif truncation is not None:
+        raise SteerError(f"--truncation is for StyleGAN and BigGAN models, not {G.name}")
     alpha_list = parse_numbers(alphas, "--alphas") if alphas else edit.test_alphas(G.resolution)
     edit.check_alphas(alpha_list, G.resolution)
     seed_list = parse_numbers(seeds, "--seeds", int)
     latents, classes = [], []
-    for s in seed_list:
-        z, c = G.sample(1, seed=s, classes=None if class_ is None else pick_classes(G, class_, 1))
+    row_classes = None if class_ is None and not classes_ else pick_classes(G, class_, len(seed_list), classes_)
+    for i, s in enumerate(seed_list):
+        z, c = G.sample(1, seed=s, classes=None if row_classes is None else row_classes[i:i + 1])
         latents.append(z)
         classes.append(c)
     z = torch.cat(latents)
@@ -499,7 +593,8 @@ def render(walk_path, model, alphas, seeds, class_, channel, targets, out, devic
                     title=f"{edit.name} walk ({meta['walk']}) on {G.name}")
     save_gif(strips.transpose(0, 1), out / "strip.gif", upscale=upscale)
     (out / "render.json").write_text(json.dumps({"walk": str(walk_path), "model": G.name, "space": space,
-                                                 "seeds": seed_list, "class": class_, "channel": channel,
+                                                 "seeds": seed_list, "class": class_, "classes": classes_,
+                                                 "channel": channel,
                                                  "alphas": alpha_list}, indent=2) + "\n")
     click.echo(f"wrote {out / 'strip.png'} and {out / 'strip.gif'}")
 

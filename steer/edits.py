@@ -238,9 +238,12 @@ EDITS = {
     ),
 }
 EDITS["color"] = EDITS["colour"]  # the spelling of the paper's code
+EDITS["shiftx"] = EDITS["shift_x"]  # ... and its names for the shifts
+EDITS["shifty"] = EDITS["shift_y"]
+ALIASES = ("color", "shiftx", "shifty")
 
 
 def get_edit(name: str) -> Edit:
     if name not in EDITS:
-        raise SteerError(f"unknown edit '{name}': choose one of {', '.join(n for n in EDITS if n != 'color')}")
+        raise SteerError(f"unknown edit '{name}': choose one of {', '.join(n for n in EDITS if n not in ALIASES)}")
     return EDITS[name]

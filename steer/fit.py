@@ -29,6 +29,14 @@ class FitConfig:
     space: str | None = None
     truncation: float | None = None
     checkpoint_every: int = 100
+    classes: list | None = None  # train on these classes only (cycled over the batch); None: all
+
+
+def batch_classes(config: FitConfig, n: int):
+    """The classes of one batch: None (the generator draws them) or config.classes cycled."""
+    if not config.classes:
+        return None
+    return torch.tensor(config.classes, dtype=torch.int64).repeat(n // len(config.classes) + 1)[:n]
 
 
 @dataclass
@@ -77,7 +85,8 @@ def fit_walk(generator, walk, edit: Edit, config: FitConfig, checkpoint=None, lp
     with interrupt_between_steps() as interrupt:
         for step in bar:
             seed = step_seed(config.seed, step)
-            z, classes = generator.sample(config.batch, seed=seed, truncation=config.truncation)
+            z, classes = generator.sample(config.batch, seed=seed, truncation=config.truncation,
+                                          classes=batch_classes(config, config.batch))
             alpha = walk.sample_alpha(edit, config.batch, torch.Generator().manual_seed(seed + 1), generator.resolution)
             with torch.no_grad():
                 latent = generator.to_space(z, classes, space)
@@ -113,7 +122,8 @@ def evaluate_walk(generator, walk, edit: Edit, config: FitConfig, batches: int =
     total = 0.0
     for b in range(batches):
         seed = step_seed(config.seed + seed_offset, b)
-        z, classes = generator.sample(config.batch, seed=seed, truncation=config.truncation)
+        z, classes = generator.sample(config.batch, seed=seed, truncation=config.truncation,
+                                      classes=batch_classes(config, config.batch))
         a = walk.sample_alpha(edit, config.batch, torch.Generator().manual_seed(seed + 1), generator.resolution) \
             if alpha is None else alpha
         latent = generator.to_space(z, classes, space)

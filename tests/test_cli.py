@@ -102,3 +102,95 @@ def test_out_holding_another_walk_is_refused(tiny_model_dir, tmp_path):
 def test_missing_data_folder(tmp_path):
     assert_user_error(run_steer("train", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "run")),
                       "does not exist")
+
+
+def test_closed_form_walk_then_render(tmp_path):
+    """`steer walk --method closed-form` writes a linear walk that `steer render` renders."""
+    from steer.walks import load
+    out = tmp_path / "cf"
+    result = run_steer("walk", "--method", "closed-form", "--edit", "zoom", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "direction solved in" in result.stdout and (out / "strip.png").is_file()
+    walk, meta = load(out / "walk.safetensors")
+    assert meta["walk"] == "linear" and meta["method"] == "closed-form" and meta["edit"] == "zoom"
+    assert meta["held_out_l2"] < meta["zero_walk_l2"]
+    assert walk.directions.abs().sum() > 0
+    result = run_steer("render", "--walk", str(out / "walk.safetensors"), "--alphas", "0.5,1,2",
+                       "--out", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "r" / "strip.png").is_file() and (tmp_path / "r" / "strip.gif").is_file()
+
+
+def test_closed_form_user_errors(tiny_model_dir, tmp_path):
+    assert_user_error(run_steer("walk", "--model", str(tiny_model_dir), "--method", "closed-form", "--edit", "colour",
+                                "--out", str(tmp_path / "c")), "zoom, shift_x, shift_y")
+    assert_user_error(run_steer("walk", "--model", str(tiny_model_dir), "--method", "closed-form", "--walk",
+                                "nonlinear", "--out", str(tmp_path / "n")), "closed-form", "linear")
+
+
+def test_class_names_and_bad_class(tmp_path):
+    assert run_steer("sample", "-n", "2", "--class", "circle", "--out", str(tmp_path / "a.png")).returncode == 0
+    assert run_steer("sample", "-n", "3", "--classes", "Square,3", "--out", str(tmp_path / "b.png")).returncode == 0
+    assert_user_error(run_steer("sample", "--class", "blob", "--out", str(tmp_path / "c.png")), "unknown class", "blob")
+    assert_user_error(run_steer("sample", "--classes", "circle,9", "--out", str(tmp_path / "d.png")),
+                      "--classes 9", "out of range")
+
+
+@pytest.fixture
+def biggan_folder(tmp_path):
+    from steer.generators.biggan import random_biggan, save_biggan_folder
+    folder = tmp_path / "biggan-deep-128"
+    save_biggan_folder(random_biggan(128, channel_width=8, batch=2), folder)
+    return folder
+
+
+def test_biggan_folder_through_the_cli(biggan_folder, tmp_path):
+    """A folder of pytorch_model.bin + config.json works with sample, walk and render, with
+    class names and a truncation that reaches synthesis."""
+    from PIL import Image
+    import numpy as np
+    shots = {}
+    for t in ("0.3", "1.0"):
+        out = tmp_path / f"s{t}.png"
+        result = run_steer("sample", "--model", str(biggan_folder), "-n", "2", "--classes", "golden retriever,980",
+                           "--truncation", t, "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        shots[t] = np.asarray(Image.open(out), dtype=np.float32)
+    assert np.abs(shots["0.3"] - shots["1.0"]).mean() > 1.0
+    walk_dir = tmp_path / "w"
+    result = run_steer("walk", "--model", str(biggan_folder), "--method", "closed-form", "--edit", "shiftx",
+                       "--class", "tabby", "--truncation", "0.5", "--batch", "2", "--out", str(walk_dir))
+    assert result.returncode == 0, result.stderr
+    from steer.walks import read_meta
+    meta = read_meta(walk_dir / "walk.safetensors")
+    assert meta["truncation"] == 0.5 and meta["edit"] == "shift_x"
+    result = run_steer("render", "--walk", str(walk_dir / "walk.safetensors"), "--model", str(biggan_folder),
+                       "--seeds", "0", "--class", "tabby", "--alphas", "-32,0,32", "--out", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr
+    assert_user_error(run_steer("sample", "--model", str(biggan_folder), "--truncation", "1.5",
+                                "--out", str(tmp_path / "x.png")), "(0, 1]")
+    assert_user_error(run_steer("sample", "--model", str(biggan_folder), "--class", "crane",
+                                "--out", str(tmp_path / "x.png")), "ambiguous", "134", "517")
+
+
+class _Hostile:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_biggan_bad_files_are_one_line(biggan_folder, tmp_path):
+    import torch
+    marker = tmp_path / "pwned"
+    torch.save({"embeddings.weight": _Hostile(marker)}, biggan_folder / "pytorch_model.bin")
+    assert_user_error(run_steer("sample", "--model", str(biggan_folder), "--out", str(tmp_path / "x.png")),
+                      "refused", "pytorch_model.bin")
+    assert not marker.exists()
+    (biggan_folder / "pytorch_model.bin").write_bytes(b"\x00" * 100)
+    assert_user_error(run_steer("sample", "--model", str(biggan_folder), "--out", str(tmp_path / "x.png")),
+                      "cannot read", "pytorch_model.bin")
+    (biggan_folder / "config.json").unlink()
+    assert_user_error(run_steer("sample", "--model", str(biggan_folder), "--out", str(tmp_path / "x.png")),
+                      "no config.json")

@@ -2,8 +2,22 @@
 written once. Images are float32 in [-1, 1], NCHW; classes are int64 indices or None."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+
+@dataclass
+class FirstLayer:
+    """What `first_layer()` returns: the generator's first layer as a linear map from part
+    of the latent onto a k x k grid, out[c, i, j] = weight[c, i, j] . latent[slice] + bias[c, i, j].
+
+    weight (C, k, k, d), bias (C, k, k); latent: the slice of z the layer reads (d entries)."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    latent: slice
 
 
 class Generator(nn.Module):
@@ -16,6 +30,7 @@ class Generator(nn.Module):
     latent_dim: int = 0
     spaces: tuple = ("z",)
     default_space: str = "z"
+    class_names = None  # names of the classes by index, when the model has them
 
     @property
     def device(self) -> torch.device:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Generator
+from .base import FirstLayer, Generator
 from .registry import register_family
 
 
@@ -65,9 +65,15 @@ class DCGANGenerator(Generator):
             h = F.leaky_relu(block["conv2"](h), 0.2)
         return torch.tanh(self.to_rgb(h))
 
-    def first_layer(self):
-        """(weight on z, bias) of the linear map z -> 4x4 grid, for closed-form directions."""
-        return self.fc.weight[:, : self.latent_dim], self.fc.bias
+    def first_layer(self) -> FirstLayer:
+        """The linear map z -> 4x4 grid, for closed-form directions. The class embedding's
+        part is constant for a class; averaged over the classes it joins the bias."""
+        c = self.fc.out_features // 16
+        weight = self.fc.weight[:, : self.latent_dim].reshape(c, 4, 4, self.latent_dim)
+        bias = self.fc.bias
+        if self.embed is not None:
+            bias = bias + self.fc.weight[:, self.latent_dim:] @ self.embed.weight.mean(0)
+        return FirstLayer(weight, bias.reshape(c, 4, 4), slice(0, self.latent_dim))
 
     def config(self) -> dict:
         return {"family": self.family, "resolution": self.resolution, "latent_dim": self.latent_dim,

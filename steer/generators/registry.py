@@ -14,6 +14,7 @@ from ..errors import SteerError
 
 _FAMILIES: dict = {}
 _CHECKPOINT_READERS: list = []
+_FOLDER_READERS: list = []
 DEFAULT_MODEL = "dcgan-shapes32"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pkl")
 
@@ -30,6 +31,13 @@ def register_checkpoint_reader(reader):
     """Register reader(obj, name) -> Generator or None for third-party checkpoint files;
     obj is what the restricted unpickler read (inert stubs and tensors)."""
     _CHECKPOINT_READERS.append(reader)
+    return reader
+
+
+def register_folder_reader(reader):
+    """Register reader(folder, config) -> Generator or None for third-party model folders
+    (e.g. BigGAN-deep's pytorch_model.bin + config.json, whose config has no "family")."""
+    _FOLDER_READERS.append(reader)
     return reader
 
 
@@ -58,13 +66,16 @@ def resolve_model_folder(name_or_path) -> Path:
     if "/" not in text and (bundled / "config.json").is_file():
         return bundled
     path = Path(text).expanduser()
-    if path.is_file() and path.suffix == ".safetensors":
+    if path.is_file() and path.suffix in (".safetensors", ".bin"):
         path = path.parent
     if path.is_dir() and (path / "config.json").is_file():
         return path
+    if path.is_dir() and (path / "pytorch_model.bin").is_file():
+        raise SteerError(f"{path} has pytorch_model.bin but no config.json: put the config.json "
+                         "that came with the weights beside it")
     if path.exists():
         raise SteerError(f"{text} is not a steer model: expected a folder with config.json and "
-                         "weights.safetensors")
+                         "weights.safetensors (or BigGAN-deep's pytorch_model.bin)")
     known = ", ".join(bundled_models()) or "none"
     raise SteerError(f"unknown model '{text}': give a bundled name ({known}) or a path to a model folder")
 
@@ -87,6 +98,10 @@ def load_generator(name_or_path=None, device=None):
         return generator.to(device).eval().requires_grad_(False)
     folder = resolve_model_folder(name_or_path or DEFAULT_MODEL)
     config = read_config(folder)
+    for reader in _FOLDER_READERS:
+        generator = reader(folder, config)
+        if generator is not None:
+            return generator.to(device).eval().requires_grad_(False)
     family = config.get("family")
     if family not in _FAMILIES:
         raise SteerError(f"{folder}: unknown generator family '{family}' "
@@ -104,6 +119,8 @@ def load_generator(name_or_path=None, device=None):
     except RuntimeError as e:
         raise SteerError(f"{weights} does not match its config.json: {str(e).splitlines()[0]}") from None
     generator.name = folder.name
+    if "class_names" in config:
+        generator.class_names = list(config["class_names"])
     return generator.to(device).eval().requires_grad_(False)
 
 
@@ -135,6 +152,6 @@ def load_checkpoint_file(path: Path):
 
 def _ensure_families():
     # importing a family module registers it
-    from . import dcgan  # noqa: F401
+    from . import biggan, dcgan  # noqa: F401
     from .dssgan import generator, official  # noqa: F401
     from .stylegan_xl import generator as _sgxl_generator, official as _sgxl_official  # noqa: F401

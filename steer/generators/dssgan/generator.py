@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import SteerError
-from ..base import Generator
+from ..base import FirstLayer, Generator
 from ..registry import register_family
 from .mamba import MambaBlock
 
@@ -366,6 +366,16 @@ class DSSGANGenerator(Generator):
             start = self.z_tok_dim + i * chunk
             layout[direction] = slice(start, start + chunk)
         return layout
+
+    def first_layer(self) -> FirstLayer:
+        """The token projection z_to_tokens: z_base (the first z_tok_dim entries of z) -> 64
+        tokens, token t at row t // 8, column t % 8 of the 8x8 grid, channels last. The
+        learned positional encoding is added before anything nonlinear, so it is part of
+        the bias; the class embedding joins after the token Mamba blocks and is not."""
+        c, d = self.z_to_tokens.out_features // 64, self.z_tok_dim
+        weight = self.z_to_tokens.weight.reshape(8, 8, c, d).permute(2, 0, 1, 3)
+        bias = (self.z_to_tokens.bias.reshape(64, c) + self.pos_enc64.pos[0]).reshape(8, 8, c).permute(2, 0, 1)
+        return FirstLayer(weight, bias, self.latent_layout()["z_base"])
 
     def config(self) -> dict:
         return {"family": self.family, "generator": copy.deepcopy(self.cfg)}
