@@ -122,8 +122,8 @@ def sweep(generator, walk, edit: Edit, estimator: Estimator, alphas=None, sample
         tick()
     feature_fn = features[0] if features is not None else None
 
-    def feats(images):
-        return feature_fn(images.to(device)).double().cpu().numpy()
+    def feats(images):  # the feature networks offered (shapes classifier, pixels) are small: CPU
+        return feature_fn(images.cpu()).double().numpy()
 
     walked_values, target_values, walked_fd, target_fd = [], [], [], []
     data_values = data_feats = None
