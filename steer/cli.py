@@ -586,6 +586,14 @@ def quantify(walk_path, model, estimator, alphas, samples, data, data_samples, t
         if (estimator or "").startswith("detector") else get_estimator(estimator, edit.name)
     data = data or ("shapes" if shapes_model(model) else "none")
     classes = pick_classes(G, class_, samples)
+    if est.name.startswith("detector_") and coco_category is None:
+        from .attributes import coco_to_imagenet
+        if G.num_classes != 1000:
+            raise SteerError(f"the detector finds ImageNet classes through their COCO category; {G.name} has "
+                             f"{G.num_classes} classes: give --coco-category")
+        if class_ is None:  # as the paper's code: only classes a COCO detector can find
+            covered = torch.tensor(sorted(i for v in coco_to_imagenet().values() for i in v))
+            classes = covered[torch.arange(samples) % len(covered)]
     z, c = G.sample(1, seed=0, classes=None if classes is None else classes[:1])
     if tuple(G.to_space(z, c, space).shape[1:]) != tuple(w.latent_shape):
         raise SteerError(f"{walk_path} was learned for latents of shape {tuple(w.latent_shape)} "
@@ -631,9 +639,15 @@ def quantify(walk_path, model, estimator, alphas, samples, data, data_samples, t
         click.echo(f"{row['alpha']:8.4g} {number(row['walked']['median'])} {number(row['walked']['q10'])} "
                    f"{number(row['walked']['q90'])} {number(row['target']['median'])} "
                    f"{number(row.get('wasserstein_walked_to_data'))} {number(row.get('frechet_walked_to_data'))}")
-    if result["data"]:
-        d = result["data"]
+    d = result["data"]
+    if d and d["median"] is not None:
         click.echo(f"data ({d['samples']} samples): median {d['median']:.4f}, 10-90 % {d['q10']:.4f} .. {d['q90']:.4f}")
+    elif d:
+        click.echo(f"data ({d['samples']} samples): none measurable")
+    missing = sum(row[k]["missing"] for row in result["per_alpha"] for k in ("walked", "target"))
+    if missing:
+        click.echo(f"{missing} of {2 * samples * len(alpha_list)} walked and target images could not be measured "
+                   f"(no object or box found); medians are over the rest (counts in the JSON)")
     r = result["reach"]
     click.echo(f"reach: {r['low']:.4g} .. {r['high']:.4g}"
                + "".join(f" ({side} end of the grid: may reach further)" for side in ("low", "high")

@@ -140,3 +140,28 @@ def test_quantify_user_errors(tmp_path):
     assert_user_error(run_steer("quantify", "--walk", walk, "--estimator", "detector", "--out", str(tmp_path),
                                 env={"TORCH_HOME": str(tmp_path / "empty")}),
                       "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth")
+
+
+def test_quantify_with_the_detector(tmp_path):
+    """Random weights in torch's cache layout: the detector path runs end to end (random
+    weights find no box, which must be reported, not crash)."""
+    import json
+
+    import torch
+    from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
+
+    home = tmp_path / "torch"
+    checkpoints = home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None, num_classes=91).state_dict(),
+               checkpoints / "fasterrcnn_mobilenet_v3_large_320_fpn-907ea3f9.pth")
+    args = ("quantify", "--walk", "walks/dcgan-shapes32/zoom/walk.safetensors", "--estimator", "detector",
+            "--detector", "fasterrcnn_mobilenet_v3_large_320_fpn", "--samples", "2", "--data-samples", "4",
+            "--alphas", "1,2", "--features", "none", "--out", str(tmp_path / "q"))
+    assert_user_error(run_steer(*args, env={"TORCH_HOME": str(home)}, cwd=REPO), "--coco-category", "4 classes")
+    result = run_steer(*args, "--coco-category", "dog", env={"TORCH_HOME": str(home)}, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "q" / "quantify.json").read_text())
+    assert report["estimator"]["name"] == "detector_area" and "dog" in report["estimator"]["description"]
+    assert (tmp_path / "q" / "distributions.png").is_file()
