@@ -95,3 +95,113 @@ def save_loss_plot(history, path, title: str = "walk loss") -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _finite(values):
+    return np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
+
+
+def _data_band(ax, result, horizontal=True):
+    """The training data's 10-90 % spread as a band and its median as a line."""
+    data = result.get("data")
+    if not data or data["median"] is None:
+        return
+    ax.axhspan(data["q10"], data["q90"], color="0.85", zorder=0, label="data 10-90 %")
+    ax.axhline(data["median"], color="0.5", lw=1, ls="--", zorder=0, label="data median")
+
+
+def save_attribute_distributions(result, path) -> None:
+    """The steerability paper's figure: per alpha, the distribution of the attribute on the
+    walked samples (violins) beside the target edits (boxes), over the data's spread."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    alphas = result["alphas"]
+    positions = np.arange(len(alphas), dtype=np.float64)
+    walked = [_finite(v) for v in result["values"]["walked"]]
+    target = [_finite(v) for v in result["values"]["target"]]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.75 * len(alphas) + 2), 3.8), dpi=100)
+    _data_band(ax, result)
+    keep = [i for i, v in enumerate(walked) if len(v) > 1]
+    if keep:
+        parts = ax.violinplot([walked[i] for i in keep], positions[keep] - 0.17, widths=0.34,
+                              showmedians=True, showextrema=False)
+        for body in parts["bodies"]:
+            body.set_facecolor("tab:blue")
+            body.set_alpha(0.6)
+        parts["cmedians"].set_color("tab:blue")
+    keep_t = [i for i, v in enumerate(target) if len(v) > 0]
+    if keep_t:
+        ax.boxplot([target[i] for i in keep_t], positions=positions[keep_t] + 0.17, widths=0.22,
+                   showfliers=False, patch_artist=True,
+                   boxprops={"facecolor": "tab:orange", "alpha": 0.6}, medianprops={"color": "k"})
+    ax.plot([], [], color="tab:blue", lw=6, alpha=0.6, label="walked G(walk(z, α))")
+    ax.plot([], [], color="tab:orange", lw=6, alpha=0.6, label="target edit(G(z), α)")
+    ax.set_xticks(positions)
+    ax.set_xticklabels([format_alpha(a) for a in alphas], fontsize=8)
+    ax.set_xlim(-0.6, len(alphas) - 0.4)
+    ax.set_xlabel(f"α ({result['edit']})")
+    ax.set_ylabel(f"{result['estimator']['name']} ({result['estimator']['units']})", fontsize=8)
+    ax.set_title(f"{result.get('model', '')} {result['edit']} walk: {result['estimator']['name']} per α "
+                 f"({result['samples']} samples)", fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_achieved_vs_target(result, path) -> None:
+    """Walked and target medians against alpha with their 25-75 % bands, the data's spread,
+    and the reach on each side; below, the walked samples' distances to the data."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["per_alpha"]
+    alphas = np.asarray([r["alpha"] for r in rows], dtype=np.float64)
+    distances = "wasserstein_walked_to_data" in rows[0]
+    fig, axes = plt.subplots(2 if distances else 1, 1, figsize=(5.5, 6.0 if distances else 3.8), dpi=100,
+                             sharex=True, squeeze=False)
+    ax = axes[0, 0]
+    _data_band(ax, result)
+    for key, colour, label in (("target", "tab:orange", "target"), ("walked", "tab:blue", "walked")):
+        def column(name):
+            return np.asarray([np.nan if r[key][name] is None else r[key][name] for r in rows])
+        ax.fill_between(alphas, column("q25"), column("q75"), color=colour, alpha=0.25, lw=0)
+        ax.plot(alphas, column("median"), "o-", color=colour, ms=3, label=f"{label} median (25-75 % band)")
+    reach = result["reach"]
+    for side in ("low", "high"):
+        if reach[side] != result["identity"]:
+            ax.axvline(reach[side], color="tab:green", ls=":", lw=1.2)
+    ax.axvline(result["identity"], color="0.3", lw=0.6)
+    ax.plot([], [], color="tab:green", ls=":", label=f"reach {format_alpha(reach['low'])} .. "
+                                                     f"{format_alpha(reach['high'])}")
+    ax.set_ylabel(f"{result['estimator']['name']} ({result['estimator']['units']})", fontsize=8)
+    ax.set_title(f"{result.get('model', '')} {result['edit']} walk: achieved vs target\n"
+                 f"reach rule: {result['tolerance']['rule']}", fontsize=8)
+    ax.legend(fontsize=7, loc="best")
+    if result["edit"] == "zoom":
+        ax.set_xscale("log", base=2)
+    if distances:
+        low = axes[1, 0]
+        low.plot(alphas, [r["wasserstein_walked_to_data"] for r in rows], "o-", ms=3, color="tab:blue",
+                 label="walked: Wasserstein to data")
+        low.plot(alphas, [r["wasserstein_target_to_data"] for r in rows], "o--", ms=3, color="tab:orange",
+                 label="target: Wasserstein to data")
+        low.set_ylabel("1-D Wasserstein", fontsize=8)
+        low.legend(fontsize=7, loc="upper left")
+        if "frechet_walked_to_data" in rows[0]:
+            right = low.twinx()
+            right.plot(alphas, [r["frechet_walked_to_data"] for r in rows], "s-", ms=3, color="tab:purple",
+                       label=f"walked: Fréchet distance to data (n={result['samples']})")
+            right.set_ylabel("Fréchet distance", fontsize=8, color="tab:purple")
+            lines = low.get_legend_handles_labels()
+            more = right.get_legend_handles_labels()
+            low.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper left")
+        low.set_xlabel(f"α ({result['edit']})")
+    else:
+        ax.set_xlabel(f"α ({result['edit']})")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

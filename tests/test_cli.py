@@ -2,10 +2,13 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from steer.walks import LinearWalk, save
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run_steer(*args, env=None, cwd=None):
@@ -194,3 +197,63 @@ def test_biggan_bad_files_are_one_line(biggan_folder, tmp_path):
     (biggan_folder / "config.json").unlink()
     assert_user_error(run_steer("sample", "--model", str(biggan_folder), "--out", str(tmp_path / "x.png")),
                       "no config.json")
+
+
+def test_quantify_bundled_zoom_walk(tmp_path):
+    import json
+
+    out = tmp_path / "q"
+    result = run_steer("quantify", "--walk", "walks/dcgan-shapes32/zoom/walk.safetensors", "--samples", "16",
+                       "--data-samples", "64", "--alphas", "0.25,0.5,1,2,4", "--out", str(out), cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    for name in ("quantify.json", "distributions.png", "achieved_vs_target.png"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "quantify.json").read_text())
+    assert report["model"] == "dcgan-shapes32" and report["estimator"]["name"] == "area"
+    assert report["alphas"] == [0.25, 0.5, 1.0, 2.0, 4.0] and len(report["values"]["walked"][0]) == 16
+    rows = {r["alpha"]: r for r in report["per_alpha"]}
+    # identity: the walked samples are the target's; the walk zooms: area grows with alpha
+    assert rows[1.0]["walked"]["median"] == pytest.approx(rows[1.0]["target"]["median"], rel=1e-5)
+    assert rows[0.25]["walked"]["median"] < rows[1.0]["walked"]["median"] < rows[4.0]["walked"]["median"]
+    assert report["data_source"] == "shapes" and report["data"]["samples"] == 64
+    assert report["realism"]["samples_walked"] == 16 and "frechet_walked_to_data" in rows[2.0]
+    assert report["tolerance"] == {"value": 0.25, "relative": True, "rule": report["tolerance"]["rule"]}
+    assert "reach:" in result.stdout and report["reach"]["low"] <= 1 <= report["reach"]["high"]
+
+
+def test_quantify_user_errors(tmp_path):
+    walk = str(REPO / "walks/dcgan-shapes32/zoom/walk.safetensors")
+    assert_user_error(run_steer("quantify", "--walk", walk, "--estimator", "size", "--out", str(tmp_path)),
+                      "unknown estimator 'size'")
+    assert_user_error(run_steer("quantify", "--walk", walk, "--alphas", "1,two", "--out", str(tmp_path)), "--alphas")
+    assert_user_error(run_steer("quantify", "--walk", walk, "--alphas", "0.5,-1", "--out", str(tmp_path)),
+                      "out of range")
+    assert_user_error(run_steer("quantify", "--walk", str(tmp_path / "none.safetensors")), "does not exist")
+    assert_user_error(run_steer("quantify", "--walk", walk, "--estimator", "detector", "--out", str(tmp_path),
+                                env={"TORCH_HOME": str(tmp_path / "empty")}),
+                      "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth")
+
+
+def test_quantify_with_the_detector(tmp_path):
+    """Random weights in torch's cache layout: the detector path runs end to end (random
+    weights find no box, which must be reported, not crash)."""
+    import json
+
+    import torch
+    from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
+
+    home = tmp_path / "torch"
+    checkpoints = home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None, num_classes=91).state_dict(),
+               checkpoints / "fasterrcnn_mobilenet_v3_large_320_fpn-907ea3f9.pth")
+    args = ("quantify", "--walk", "walks/dcgan-shapes32/zoom/walk.safetensors", "--estimator", "detector",
+            "--detector", "fasterrcnn_mobilenet_v3_large_320_fpn", "--samples", "2", "--data-samples", "4",
+            "--alphas", "1,2", "--features", "none", "--out", str(tmp_path / "q"))
+    assert_user_error(run_steer(*args, env={"TORCH_HOME": str(home)}, cwd=REPO), "--coco-category", "4 classes")
+    result = run_steer(*args, "--coco-category", "dog", env={"TORCH_HOME": str(home)}, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "q" / "quantify.json").read_text())
+    assert report["estimator"]["name"] == "detector_area" and "dog" in report["estimator"]["description"]
+    assert (tmp_path / "q" / "distributions.png").is_file()

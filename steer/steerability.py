@@ -1,0 +1,192 @@
+"""How far a walk can move an attribute: sweeps of alpha beyond the training range.
+
+For each alpha the same latents are walked; the attribute is measured on the walked images
+G(walk(z, alpha)), on the target edits edit(G(z), alpha) of the same samples, and once on
+the training data. Per alpha we report the median and spread of each, the 1-D Wasserstein
+distance of the walked (and target) values to the data's, and the Frechet distance of the
+walked images to the data in a feature network (realism). The walk's reach on each side is
+the furthest alpha, contiguous from the identity, at which the walked median stays within
+a tolerance of the target median. The steerability paper's claim is that reach follows
+the attribute's spread in the training data.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy.stats import wasserstein_distance
+
+from .attributes import Estimator
+from .edits import Edit
+from .metrics import frechet_distance
+
+QUANTILES = {"q10": 0.10, "q25": 0.25, "q75": 0.75, "q90": 0.90}
+
+
+def summarise(values) -> dict:
+    """Median, quartiles, 10th/90th percentiles and mean of the measurable values."""
+    v = np.asarray(values, dtype=np.float64)
+    ok = v[np.isfinite(v)]
+    if len(ok) == 0:
+        return {"median": None, **{k: None for k in QUANTILES}, "mean": None, "measured": 0, "missing": len(v)}
+    return {"median": float(np.median(ok)), **{k: float(np.quantile(ok, q)) for k, q in QUANTILES.items()},
+            "mean": float(ok.mean()), "measured": int(len(ok)), "missing": int(len(v) - len(ok))}
+
+
+def _wasserstein(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    return float(wasserstein_distance(a, b)) if len(a) and len(b) else None
+
+
+def follows(walked: float | None, target: float | None, tolerance: float, relative: bool) -> bool:
+    """Whether a walked median is within tolerance of the target median."""
+    if walked is None or target is None:
+        return False
+    allowed = tolerance * abs(target) if relative else tolerance
+    return abs(walked - target) <= allowed
+
+
+def reach(alphas, walked_medians, target_medians, identity: float, tolerance: float, relative: bool) -> dict:
+    """The furthest alpha on each side of the identity up to which every alpha's walked median
+    follows the target (contiguous from the identity). `at_grid_end`: every alpha on that side
+    followed, so the true reach may lie beyond the grid."""
+    rows = sorted(zip(alphas, walked_medians, target_medians), key=lambda r: r[0])
+    out = {}
+    for side, pick in (("low", lambda a: a < identity), ("high", lambda a: a > identity)):
+        side_rows = [r for r in rows if pick(r[0])]
+        side_rows.sort(key=lambda r: abs(r[0] - identity))
+        furthest, all_followed = identity, True
+        for a, w, t in side_rows:
+            if not follows(w, t, tolerance, relative):
+                all_followed = False
+                break
+            furthest = a
+        out[side] = furthest
+        out[f"{side}_at_grid_end"] = all_followed and bool(side_rows)
+    return out
+
+
+def background_fill(target: torch.Tensor, mask: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """The target with the pixels the edit left undefined painted in the source image's
+    background colour (its border median), so a zoomed-out or shifted target reads as the
+    object on its own background rather than on a black frame."""
+    border = torch.cat([source[:, :, 0], source[:, :, -1], source[:, :, :, 0], source[:, :, :, -1]], dim=2)
+    background = border.median(dim=2).values[:, :, None, None]
+    return target * mask + background * (1 - mask)
+
+
+def _alpha_batch(edit: Edit, alpha: float, n: int) -> torch.Tensor:
+    """One sweep alpha for n samples; colour's three sliders move together."""
+    return torch.full((n, edit.sliders), float(alpha)) if edit.sliders > 1 else torch.full((n,), float(alpha))
+
+
+@torch.no_grad()
+def sweep(generator, walk, edit: Edit, estimator: Estimator, alphas=None, samples: int = 200, seed: int = 0,
+          space: str | None = None, classes=None, data=None, data_classes=None, features=None,
+          tolerance: float | None = None, relative: bool | None = None, batch: int = 50, progress=None) -> dict:
+    """Measure `estimator` along `walk` over `alphas` (default: the edit's test range).
+
+    classes: one class per sample (conditional models; default: cycle through them).
+    data: training images to compare with, or None. features: (fn, description) of a
+    feature network for realism (Frechet distance to the data), or None.
+    tolerance, relative: the reach rule (default: the estimator's).
+    progress(done, total) is called after each batch.
+    """
+    space = space or generator.default_space
+    device = generator.device
+    alphas = [float(a) for a in (edit.test_alphas(generator.resolution) if alphas is None else alphas)]
+    tolerance = estimator.tolerance if tolerance is None else float(tolerance)
+    relative = estimator.relative if relative is None else bool(relative)
+    if generator.num_classes and classes is None:
+        classes = torch.arange(samples) % generator.num_classes
+    z, c = generator.sample(samples, seed=seed, classes=classes)
+    latent = generator.to_space(z, c, space)
+    starts = list(range(0, samples, batch))
+    total, done = len(starts) * (len(alphas) + 1), 0
+
+    def tick():
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    def part(x, i):
+        return None if x is None else x[i:i + batch]
+
+    # the unwalked images, the source of every target edit
+    source = []
+    for i in starts:
+        source.append(generator.synthesize(part(latent, i), part(c, i), space).float().clamp(-1, 1))
+        tick()
+    feature_fn = features[0] if features is not None else None
+
+    def feats(images):  # the feature networks offered (shapes classifier, pixels) are small: CPU
+        return feature_fn(images.cpu()).double().numpy()
+
+    walked_values, target_values, walked_fd, target_fd = [], [], [], []
+    data_values = data_feats = None
+    if data is not None:
+        data_values = torch.cat([estimator(data[i:i + batch], part(data_classes, i)).cpu()
+                                 for i in range(0, len(data), batch)]).numpy()
+        if feature_fn is not None:
+            data_feats = np.concatenate([feats(data[i:i + batch]) for i in range(0, len(data), batch)])
+    for a in alphas:
+        walked, target, f_walked, f_target = [], [], [], []
+        for k, i in enumerate(starts):
+            lat, cls = part(latent, i), part(c, i)
+            n = len(lat)
+            images = generator.synthesize(walk.apply(lat, _alpha_batch(edit, a, n).to(device), edit,
+                                                     generator.resolution), cls, space).float().clamp(-1, 1)
+            edited, mask = edit(source[k], _alpha_batch(edit, a, n).to(device))
+            edited = background_fill(edited, mask, source[k])
+            walked.append(estimator(images, cls).cpu())
+            target.append(estimator(edited, cls).cpu())
+            if data_feats is not None:
+                f_walked.append(feats(images))
+                f_target.append(feats(edited))
+            tick()
+        walked_values.append(torch.cat(walked).numpy())
+        target_values.append(torch.cat(target).numpy())
+        if data_feats is not None:
+            walked_fd.append(frechet_distance(np.concatenate(f_walked), data_feats))
+            target_fd.append(frechet_distance(np.concatenate(f_target), data_feats))
+
+    per_alpha = []
+    for j, a in enumerate(alphas):
+        row = {"alpha": a, "walked": summarise(walked_values[j]), "target": summarise(target_values[j])}
+        if data_values is not None:
+            row["wasserstein_walked_to_data"] = _wasserstein(walked_values[j], data_values)
+            row["wasserstein_target_to_data"] = _wasserstein(target_values[j], data_values)
+        if walked_fd:
+            row["frechet_walked_to_data"] = walked_fd[j]
+            row["frechet_target_to_data"] = target_fd[j]
+        per_alpha.append(row)
+    result = {
+        "edit": edit.name, "alpha_convention": edit.convention, "identity": edit.identity, "alphas": alphas,
+        "space": space, "samples": samples, "seed": seed,
+        "estimator": {"name": estimator.name, "description": estimator.description, "units": estimator.units},
+        "tolerance": {"value": tolerance, "relative": relative,
+                      "rule": (f"|walked median - target median| <= {tolerance:g} x |target median|" if relative
+                               else f"|walked median - target median| <= {tolerance:g} ({estimator.units})")},
+        "per_alpha": per_alpha,
+        "reach": reach(alphas, [r["walked"]["median"] for r in per_alpha], [r["target"]["median"] for r in per_alpha],
+                       edit.identity, tolerance, relative),
+        "values": {"walked": [_clean(v) for v in walked_values], "target": [_clean(v) for v in target_values]},
+    }
+    if data_values is not None:
+        result["data"] = summarise(data_values)
+        result["data"]["samples"] = len(data_values)
+        result["values"]["data"] = _clean(data_values)
+    if walked_fd:
+        result["realism"] = {
+            "feature_network": features[1], "samples_walked": samples, "samples_data": len(data),
+            "note": f"Frechet distance from {samples} walked and {len(data)} data samples: biased upward at this "
+                    "size and noisy; compare values within one run, against the identity alpha's"}
+    return result
+
+
+def _clean(values) -> list:
+    """Values for JSON: NaN (not measurable) becomes null."""
+    return [None if not math.isfinite(v) else round(float(v), 6) for v in np.asarray(values, dtype=np.float64)]
