@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 ORIENTATIONS = ("horizontal", "vertical", "slash", "backslash")
+ORIENTATION_INDEX = {name: i for i, name in enumerate(ORIENTATIONS)}
 # the lines each scan runs along (rows, columns, anti-diagonals i + j = k)
 SCAN_LINES = {"row_fwd": "horizontal", "row_bwd": "horizontal", "col_fwd": "vertical",
               "col_bwd": "vertical", "diag_left": "slash", "diag_right": "slash"}
@@ -126,7 +127,7 @@ def perturbation_probe(G, z, classes, sigma: float = 1.0, seed: int = 0, coordin
     for name in parts:
         if name in CONTROLS:
             continue
-        k = ORIENTATIONS.index(SCAN_LINES.get(name, "horizontal"))
+        k = ORIENTATION_INDEX[SCAN_LINES[name]]
         result["scores"][name] = {"orientation": ORIENTATIONS[k], **{
             f"vs_{control}": _score(shares[name][:, k], shares[control][:, k], seed) for control in CONTROLS}}
         # one coordinate at a time, on the first few samples (sigma along each axis)
@@ -158,7 +159,7 @@ def scale_probe(G, z, classes, sigma: float = 1.0, seed: int = 0) -> dict:
         for name in names:
             if name == "all_directions":
                 continue
-            k = ORIENTATIONS.index(SCAN_LINES.get(name, "horizontal"))
+            k = ORIENTATION_INDEX[SCAN_LINES[name]]
             scores[str(stage)][name] = _score(shares[name][:, k], shares["all_directions"][:, k], seed)
     return {"mean_shares": table, "scores_vs_all_directions": scores}
 
@@ -241,3 +242,16 @@ def run_probe(G, samples: int = 64, sigma: float = 1.0, seed: int = 0, classifie
         if G.num_classes > 1:
             result["class_override"] = override_probe(G, z, classes, classifier)
     return result
+
+
+@torch.no_grad()
+def perturbation_examples(G, z, classes, sigma: float = 1.0, seed: int = 0):
+    """(rows, columns, 3, H, W) pictures for a figure: each row a sample, its image first,
+    then the change G(z+d) - G(z-d) for each part of z, each scaled to fill [-1, 1]."""
+    parts, gen = _parts(G), torch.Generator().manual_seed(seed + 2)
+    columns = [G.synthesize(z, classes)]
+    for part in parts.values():
+        delta = _perturbation(z, part, _random_unit(len(z), _size(part), gen) * sigma)
+        change = G.synthesize(z + delta, classes) - G.synthesize(z - delta, classes)
+        columns.append(change / change.flatten(1).abs().amax(1).clamp_min(1e-8)[:, None, None, None])
+    return torch.stack(columns, 1).cpu(), ["image", *parts]

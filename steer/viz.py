@@ -205,3 +205,80 @@ def save_achieved_vs_target(result, path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def save_probe_figures(result: dict, examples, example_labels, out_dir) -> list:
+    """The DSS-GAN probe's figures: orientation heatmaps (overall and per stage), example
+    changes per part of z, routing weights per block, class-override movement. Returns paths."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from pathlib import Path
+
+    out_dir, paths = Path(out_dir), []
+    orientations = result["perturbation"]["orientations"]
+
+    def heatmap(ax, table: dict, title: str):
+        names = list(table)
+        values = np.array([table[n] for n in names])
+        ax.imshow(values, cmap="viridis", vmin=0, vmax=max(0.5, values.max()))
+        ax.set_xticks(range(len(orientations)), orientations, fontsize=8, rotation=30)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        for (i, j), v in np.ndenumerate(values):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.35 else "black")
+        ax.set_title(title, fontsize=9)
+
+    stages = result.get("scales", {}).get("mean_shares", {})
+    fig, axes = plt.subplots(1, 1 + len(stages), figsize=(3.6 * (1 + len(stages)), 3.2), dpi=100, squeeze=False)
+    heatmap(axes[0, 0], result["perturbation"]["mean_shares"], f"energy share of the change, sigma {result['sigma']:g}")
+    for ax, (stage, table) in zip(axes[0, 1:], stages.items()):
+        heatmap(ax, table, f"fed to the {stage}x{stage} stage only")
+    fig.tight_layout()
+    paths.append(out_dir / "orientations.png")
+    fig.savefig(paths[-1])
+    plt.close(fig)
+
+    rows, cols = examples.shape[:2]
+    picture = grid(examples.reshape(rows * cols, *examples.shape[2:]), cols, upscale=max(1, 64 // examples.shape[-1]))
+    fig, ax = plt.subplots(figsize=(max(4.0, picture.width / 80), picture.height / 80 + 0.6), dpi=100)
+    ax.imshow(np.asarray(picture), interpolation="nearest")
+    ax.set_xticks([picture.width / cols * (i + 0.5) for i in range(cols)], example_labels, fontsize=8, rotation=30)
+    ax.set_yticks([])
+    ax.xaxis.tick_top()
+    fig.tight_layout()
+    paths.append(out_dir / "examples.png")
+    fig.savefig(paths[-1])
+    plt.close(fig)
+
+    routing = result.get("routing")
+    if routing:
+        directions = [name for name in result["layout"] if name != "z_base"]
+        fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(routing), 3.2), dpi=100)
+        width = 0.8 / len(directions)
+        for k, direction in enumerate(directions):
+            ax.bar(np.arange(len(routing)) + k * width, [e["mean_weights"][k] for e in routing.values()], width,
+                   label=direction)
+        ax.axhline(1 / len(directions), color="grey", lw=0.8, ls="--", label="uniform")
+        ax.set_xticks(np.arange(len(routing)) + 0.4 - width / 2, list(routing), fontsize=7, rotation=30)
+        ax.set_ylabel("mean routing weight")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        paths.append(out_dir / "routing.png")
+        fig.savefig(paths[-1])
+        plt.close(fig)
+
+    override = {k: v for k, v in result.get("class_override", {}).items() if "pixel_movement" in v}
+    if override:
+        fig, ax = plt.subplots(figsize=(1.5 + 0.8 * len(override), 3.2), dpi=100)
+        x = np.arange(len(override))
+        ax.bar(x - 0.2, [v["pixel_movement"] for v in override.values()], 0.4, label="pixel movement")
+        if all("read_as_new_class" in v for v in override.values()):
+            ax.bar(x + 0.2, [v["read_as_new_class"] for v in override.values()], 0.4, label="read as new class")
+        ax.set_xticks(x, list(override), fontsize=7, rotation=30)
+        ax.set_title("class override of these directions", fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        paths.append(out_dir / "class_override.png")
+        fig.savefig(paths[-1])
+        plt.close(fig)
+    return paths

@@ -117,3 +117,21 @@ def test_full_probe_on_a_small_dssgan_covers_every_part():
     assert torch.equal(same, G.synthesize(z, classes))
     moved = G.synthesize(z, classes, stage_latents={8: z + 1})
     assert not torch.allclose(moved, same)
+
+
+def test_probe_command_writes_json_and_figures(tmp_path):
+    import json
+
+    from steer.generators.registry import save_generator
+    from tests.test_cli import assert_user_error, run_steer
+
+    save_generator(small_dssgan(("row_fwd", "col_fwd")), tmp_path / "tiny", "# tiny\n")
+    result = run_steer("probe", "--model", str(tmp_path / "tiny"), "--samples", "6", "--out", str(tmp_path / "p"),
+                       "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "p" / "probe.json").read_text())
+    assert set(report["perturbation"]["scores"]) == {"row_fwd", "col_fwd"} and "routing" in report
+    for name in ("orientations", "examples", "routing", "class_override"):
+        assert (tmp_path / "p" / f"{name}.png").stat().st_size > 1000
+    assert "row_fwd" in result.stdout and "routing mamba_8x8.0" in result.stdout
+    assert_user_error(run_steer("probe", "--model", "dcgan-shapes32", "--out", str(tmp_path / "q")), "not a DSS-GAN")
