@@ -64,14 +64,17 @@ def cli():
 @click.option("--channels", default=None,
               help="dssgan: widths from 8 px up to the resolution, e.g. 64,48,32 for 32 px.")
 @click.option("--d-state", default=16, show_default=True, type=click.IntRange(1), help="dssgan: Mamba state size.")
+@click.option("--directions", default="row_fwd,col_fwd,diag_left", show_default=True,
+              help="dssgan: scan directions, each with its own chunk of z (row_fwd, row_bwd, col_fwd, col_bwd, "
+                   "diag_left, diag_right).")
 @click.option("--r1-gamma", default=None, type=click.FloatRange(0),
               help="R1 weight [dcgan 1 (every 16 steps, scaled); dssgan 5 (every 4, official)].")
 @click.option("--mode-seeking", default=0.0, show_default=True, type=click.FloatRange(0),
               help="Weight of MSGAN's mode-seeking term (pairs of latents sharing a class); 0: off.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when present).")
-def train(arch, data, out, resolution, steps, batch, lr, lr_d, base_channels, channels, d_state, r1_gamma,
-          mode_seeking, seed, device):
+def train(arch, data, out, resolution, steps, batch, lr, lr_d, base_channels, channels, d_state, directions,
+          r1_gamma, mode_seeking, seed, device):
     """Train a class-conditional generator on shapes or an image folder.
 
     Writes OUT/checkpoint.pt while training (Ctrl-C saves; rerun to resume), then the
@@ -105,8 +108,8 @@ def train(arch, data, out, resolution, steps, batch, lr, lr_d, base_channels, ch
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
     if arch == "dssgan":
-        G, D, config, about = _dssgan_setup(resolution, len(class_names), channels, d_state, steps, batch,
-                                            lr, lr_d, r1_gamma, seed)
+        G, D, config, about = _dssgan_setup(resolution, len(class_names), channels, d_state, directions, steps,
+                                            batch, lr, lr_d, r1_gamma, seed)
         config.mode_seeking = mode_seeking
     else:
         from .generators.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -134,11 +137,11 @@ def train(arch, data, out, resolution, steps, batch, lr, lr_d, base_channels, ch
     click.echo(f"model: {out / 'model'}  samples: {out / 'samples.png'}  ({minutes:.1f} min)")
 
 
-def _dssgan_setup(resolution, num_classes, channels, d_state, steps, batch, lr, lr_d, r1_gamma, seed):
+def _dssgan_setup(resolution, num_classes, channels, d_state, directions, steps, batch, lr, lr_d, r1_gamma, seed):
     """A small DSS-GAN, its discriminator and the official training recipe."""
     from .generators.dssgan.configs import default_channels, small_config
     from .generators.dssgan.discriminator import DSSGANDiscriminator
-    from .generators.dssgan.generator import DSSGANGenerator, init_for_training
+    from .generators.dssgan.generator import DIRECTIONS, DSSGANGenerator, init_for_training
     from .train import TrainConfig
 
     sizes = []
@@ -151,7 +154,13 @@ def _dssgan_setup(resolution, num_classes, channels, d_state, steps, batch, lr, 
         if len(widths) != len(sizes) or min(widths) < 1:
             raise SteerError(f"--channels needs {len(sizes)} positive widths, one per size "
                              f"{', '.join(map(str, sizes))}")
-    G = init_for_training(DSSGANGenerator(small_config(resolution, num_classes, channels=widths, d_state=d_state)))
+    scan_directions = [d for d in directions.replace(" ", "").split(",") if d]
+    unknown = [d for d in scan_directions if d not in DIRECTIONS]
+    if unknown or not scan_directions or len(set(scan_directions)) != len(scan_directions):
+        raise SteerError(f"--directions must list distinct scan directions from {', '.join(DIRECTIONS)}; "
+                         f"got '{directions}'")
+    G = init_for_training(DSSGANGenerator(small_config(resolution, num_classes, channels=widths, d_state=d_state,
+                                                       directions=scan_directions)))
     D = DSSGANDiscriminator(resolution=resolution, num_classes=num_classes, base_channels=32, max_channels=256)
     overrides = {"steps": steps, "batch": batch, "seed": seed}
     overrides.update({k: v for k, v in (("lr", lr), ("lr_d", lr_d), ("r1_gamma", r1_gamma)) if v is not None})

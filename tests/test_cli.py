@@ -111,7 +111,8 @@ def test_closed_form_walk_then_render(tmp_path):
     """`steer walk --method closed-form` writes a linear walk that `steer render` renders."""
     from steer.walks import load
     out = tmp_path / "cf"
-    result = run_steer("walk", "--method", "closed-form", "--edit", "zoom", "--out", str(out))
+    result = run_steer("walk", "--model", "dcgan-shapes32", "--method", "closed-form", "--edit", "zoom",
+                       "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "direction solved in" in result.stdout and (out / "strip.png").is_file()
     walk, meta = load(out / "walk.safetensors")

@@ -55,8 +55,10 @@ def test_unknown_names_and_folders(tmp_path):
 
 
 def test_bundled_model_is_listed_and_loads():
-    assert "dcgan-shapes32" in bundled_models()
+    assert {"dcgan-shapes32", "dssgan-shapes32"} <= set(bundled_models())
     assert "shapes-classifier32" not in bundled_models()
-    G = load_generator(device="cpu")
+    G = load_generator("dcgan-shapes32", device="cpu")
     assert isinstance(G, DCGANGenerator) and G.name == "dcgan-shapes32"
     assert G.resolution == 32 and G.num_classes == 4 and G.spaces == ("z",)
+    default = load_generator(device="cpu")  # DSS-GAN became the default once it beat the baseline
+    assert default.family == "dssgan" and default.name == "dssgan-shapes32"

@@ -69,6 +69,14 @@ def test_train_command_dssgan_writes_a_loadable_model(tmp_path):
     bad = run_steer("train", "--arch", "dssgan", "--out", str(tmp_path / "bad"), "--resolution", "16",
                     "--channels", "8,6,4")
     assert bad.returncode == 2 and "--channels needs 2 positive widths" in bad.stderr
+    # one scan direction: the baseline for the subvector probe
+    one = run_steer("train", "--arch", "dssgan", "--out", str(tmp_path / "one"), "--resolution", "16", "--steps", "1",
+                    "--batch", "4", "--channels", "8,6", "--d-state", "4", "--directions", "col_bwd", "--device", "cpu")
+    assert one.returncode == 0, one.stderr
+    G = load_generator(str(tmp_path / "one" / "model"), device="cpu")
+    assert list(G.latent_layout()) == ["z_base", "col_bwd"] and G.latent_dim == 40
+    bad = run_steer("train", "--arch", "dssgan", "--out", str(tmp_path / "bad"), "--directions", "row_fwd,sideways")
+    assert bad.returncode == 2 and "--directions must list distinct scan directions" in bad.stderr
 
 
 def test_mode_seeking_term_and_option(tmp_path):

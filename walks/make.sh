@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Re-learns the walks shipped for the bundled model (run from the repository root).
+# Re-learns the walks shipped for the bundled models (run from the repository root).
 set -euo pipefail
 for edit in zoom shift_x shift_y colour; do
   steer walk --model dcgan-shapes32 --edit "$edit" --walk linear --steps 800 --seed 0 \
     --out "walks/dcgan-shapes32/$edit"
   rm -f "walks/dcgan-shapes32/$edit/checkpoint.pt"
 done
+steer walk --model dssgan-shapes32 --edit zoom --walk linear --steps 800 --seed 0 \
+  --out walks/dssgan-shapes32/zoom
+rm -f walks/dssgan-shapes32/zoom/checkpoint.pt

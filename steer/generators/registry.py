@@ -15,7 +15,7 @@ from ..errors import SteerError
 _FAMILIES: dict = {}
 _CHECKPOINT_READERS: list = []
 _FOLDER_READERS: list = []
-DEFAULT_MODEL = "dcgan-shapes32"
+DEFAULT_MODEL = "dssgan-shapes32"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pkl")
 
 
