@@ -3,11 +3,13 @@
 For each model and edit: the masked L2 between G(walk(z, alpha)) and edit(G(z), alpha) on
 held-out latents, alpha drawn over the training range as in training (steer.fit's
 evaluate_walk), and the time it took to get each walk. Models: the bundled dcgan-shapes32
-and a random-weight BigGAN-deep in the 128 px layout (thinner layers, channel width 32, so
+and dssgan-shapes32 (its closed form acts on z_base through the token projection), and a
+random-weight BigGAN-deep in the 128 px layout (thinner layers, channel width 32, so
 that the learned walk trains in minutes on one CPU thread).
 
-    OMP_NUM_THREADS=1 python experiments/closed_form/run.py
+    OMP_NUM_THREADS=1 python experiments/closed_form/run.py [--models dcgan-shapes32,dssgan-shapes32,biggan]
 """
+import argparse
 import time
 
 import torch
@@ -23,8 +25,12 @@ torch.set_num_threads(1)
 EDITS = ("zoom", "shift_x", "shift_y")
 
 
-def models():
-    yield "dcgan-shapes32", steer.load_generator("dcgan-shapes32", device="cpu"), dict(steps=200, batch=8, eval_batches=4)
+def models(names):
+    for name in ("dcgan-shapes32", "dssgan-shapes32"):
+        if name in names:
+            yield name, steer.load_generator(name, device="cpu"), dict(steps=200, batch=8, eval_batches=4)
+    if "biggan" not in names:
+        return
     started = time.perf_counter()
     G = random_biggan(128, channel_width=32, seed=0).requires_grad_(False)
     print(f"(random BigGAN-deep-128 layout, channel width 32, built in {time.perf_counter() - started:.1f} s)")
@@ -32,9 +38,13 @@ def models():
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="dcgan-shapes32,dssgan-shapes32,biggan",
+                        help="comma-separated: dcgan-shapes32, dssgan-shapes32, biggan (random weights)")
+    names = parser.parse_args().models.split(",")
     print(f"{'model':<36}{'edit':<9}{'zero L2':>9}{'closed L2':>11}{'learned L2':>12}"
           f"{'closed s':>10}{'learned s':>11}")
-    for name, G, settings in models():
+    for name, G, settings in models(names):
         for edit_name in EDITS:
             edit = get_edit(edit_name)
             config = FitConfig(steps=settings["steps"], batch=settings["batch"], lr=edit.lr, seed=0)
