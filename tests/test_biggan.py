@@ -233,3 +233,9 @@ def test_imagenet_class_names():
     assert len(names) == 1000
     assert (names[0], names[207], names[281], names[980], names[999]) == \
         ("tench", "golden retriever", "tabby", "volcano", "toilet tissue")
+    # the whole table against torchvision's ImageNet-1k category list (shipped in its code),
+    # which alone renames the bird crane (134) to tell it from the machine (517)
+    import torchvision
+    theirs = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
+    differ = [i for i, (a, b) in enumerate(zip(names, theirs)) if a.lower() != b.lower()]
+    assert differ == [134] and (names[134], names[517], theirs[134]) == ("crane", "crane", "crane bird")
