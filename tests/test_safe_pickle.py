@@ -2,6 +2,7 @@
 import io
 import os
 import pickle
+import struct
 import zipfile
 
 import pytest
@@ -128,6 +129,11 @@ def test_corrupt_files_are_refused(tmp_path):
     noise.write_bytes(os.urandom(512))
     with pytest.raises(SteerError, match="cannot read"):
         safe_load(noise)
+    # random bytes sometimes declare a huge record: BINBYTES8 with a length of 2**62
+    huge = tmp_path / "huge.pt"
+    huge.write_bytes(b"\x80\x04\x8e" + struct.pack("<Q", 2**62) + b"x")
+    with pytest.raises(SteerError, match="cannot read"):
+        safe_load(huge)
     truncated = tmp_path / "truncated.pt"
     buffer = io.BytesIO()
     torch.save({"w": torch.randn(100)}, buffer)

@@ -362,8 +362,11 @@ def safe_load(path):
         raise SteerError(f"refusing {path}: it asks to run code ({e}); steer never executes what a "
                          "checkpoint contains. Get the file from a source you trust") from None
     except (pickle.UnpicklingError, EOFError, ValueError, KeyError, struct.error, zipfile.BadZipFile,
-            RuntimeError, TypeError, AttributeError, IndexError) as e:
+            RuntimeError, TypeError, AttributeError, IndexError, OverflowError) as e:
         raise SteerError(f"cannot read {path} as a checkpoint: {type(e).__name__}: {e}") from None
+    except MemoryError:  # a corrupt length field asks for more bytes than the machine has
+        raise SteerError(f"cannot read {path} as a checkpoint: it declares a record larger than "
+                         "memory (a corrupt or truncated file?)") from None
 
 
 def module_state_dict(stub) -> dict:
