@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import SteerError
 from .base import FirstLayer, Generator
-from .registry import read_config, register_folder_reader
+from .registry import load_strict, read_config, register_folder_reader
 
 WEIGHTS_NAME = "pytorch_model.bin"
 CONFIG_NAME = "config.json"
@@ -412,12 +412,7 @@ def load_biggan_folder(folder) -> BigGANDeep:
     model = BigGANDeep(config, name=folder.name)
     state = load_state(weights)
     check_keys(model, state, weights)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        detail = next((l.strip() for l in str(e).splitlines()[1:] if l.strip()), str(e))
-        raise SteerError(f"{weights} does not match its config.json: {detail}") from None
-    return model
+    return load_strict(model, state, f"{weights} does not match its config.json")
 
 
 def save_biggan_folder(model: BigGANDeep, folder) -> None:

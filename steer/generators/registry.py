@@ -41,6 +41,17 @@ def register_folder_reader(reader):
     return reader
 
 
+def load_strict(module, state: dict, what: str):
+    """module.load_state_dict(state, strict=True); a mismatch becomes one SteerError line,
+    "{what}: " and the first specific complaint (a missing, unexpected or misshapen key)."""
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise SteerError(f"{what}: {lines[1] if len(lines) > 1 else lines[0]}") from None
+    return module
+
+
 def models_dir() -> Path:
     """Where bundled models live: $STEER_MODELS, else models/ beside the package."""
     env = os.environ.get("STEER_MODELS")
@@ -114,10 +125,7 @@ def load_generator(name_or_path=None, device=None):
         state = load_file(str(weights))
     except Exception as e:  # safetensors raises its own error types for corrupt headers
         raise SteerError(f"cannot read {weights}: {e}") from None
-    try:
-        generator.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise SteerError(f"{weights} does not match its config.json: {str(e).splitlines()[0]}") from None
+    load_strict(generator, state, f"{weights} does not match its config.json")
     generator.name = folder.name
     if "class_names" in config:
         generator.class_names = list(config["class_names"])

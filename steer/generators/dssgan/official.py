@@ -9,7 +9,7 @@ themselves, the values the official forward would use.
 from __future__ import annotations
 
 from ...errors import SteerError
-from ..registry import register_checkpoint_reader
+from ..registry import load_strict, register_checkpoint_reader
 from ..safe_pickle import Stub, module_state_dict
 from .generator import DSSGANGenerator, mamba_stage_sizes
 
@@ -83,12 +83,8 @@ def config_from_official(stub) -> dict:
 def generator_from_official(stub, name: str = "dssgan") -> DSSGANGenerator:
     """Rebuild steer's generator from a pickled official Generator stub (strict load)."""
     generator = DSSGANGenerator(config_from_official(stub), name=name)
-    try:
-        generator.load_state_dict(module_state_dict(stub), strict=True)
-    except RuntimeError as e:
-        raise SteerError(f"official DSS-GAN checkpoint does not match its recorded settings: "
-                         f"{str(e).splitlines()[0]}") from None
-    return generator
+    return load_strict(generator, module_state_dict(stub),
+                       "official DSS-GAN checkpoint does not match its recorded settings")
 
 
 @register_checkpoint_reader

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ...errors import SteerError
-from ..registry import register_checkpoint_reader
+from ..registry import load_strict, register_checkpoint_reader
 from ..safe_pickle import PersistentStub, Stub, module_state_dict
 from .generator import StyleGANXLGenerator
 
@@ -113,12 +113,8 @@ def config_from_official(stub) -> dict:
 
 def generator_from_official(stub, name: str = "stylegan_xl") -> StyleGANXLGenerator:
     generator = StyleGANXLGenerator(config_from_official(stub), name=name)
-    try:
-        generator.load_state_dict(module_state_dict(stub), strict=True)
-    except RuntimeError as e:
-        raise SteerError(f"StyleGAN-XL checkpoint does not match its recorded settings: "
-                         f"{str(e).splitlines()[0]}") from None
-    return generator
+    return load_strict(generator, module_state_dict(stub),
+                       "StyleGAN-XL checkpoint does not match its recorded settings")
 
 
 @register_checkpoint_reader
