@@ -558,7 +558,7 @@ def render(walk_path, model, alphas, seeds, class_, classes_, truncation, channe
 
     \b
     Example:
-      steer render --walk walks/dcgan-shapes32/zoom-linear.safetensors --alphas 0.25,0.5,1,2,4
+      steer render --walk walks/dcgan-shapes32/zoom/walk.safetensors --alphas 0.25,0.5,1,2,4
     """
     import torch
 
