@@ -52,6 +52,9 @@ def cli():
 @click.option("--data", default="shapes", show_default=True,
               help="'shapes' (procedural) or a folder of images (sub-folders are classes).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (resumed when it holds a checkpoint).")
+@click.option("--shapes-config", default=None, type=click.Path(dir_okay=False),
+              help="JSON of the shapes data's attribute ranges (ShapesConfig fields, e.g. "
+                   '{"scale": [0.18, 0.22]} or per-class {"class_scale": {"circle": [0.1, 0.4]}}).')
 @click.option("--resolution", default=32, show_default=True, type=int)
 @click.option("--steps", default=6000, show_default=True, type=click.IntRange(1))
 @click.option("--batch", default=32, show_default=True, type=click.IntRange(1),
@@ -73,7 +76,7 @@ def cli():
               help="Weight of MSGAN's mode-seeking term (pairs of latents sharing a class); 0: off.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when present).")
-def train(arch, data, out, resolution, steps, batch, lr, lr_d, base_channels, channels, d_state, directions,
+def train(arch, data, out, shapes_config, resolution, steps, batch, lr, lr_d, base_channels, channels, d_state, directions,
           r1_gamma, mode_seeking, seed, device):
     """Train a class-conditional generator on shapes or an image folder.
 
@@ -90,7 +93,7 @@ def train(arch, data, out, resolution, steps, batch, lr, lr_d, base_channels, ch
     import torch
 
     from .data.folder import folder_batches, load_folder
-    from .data.shapes import SHAPE_CLASSES, shapes_batches
+    from .data.shapes import SHAPE_CLASSES, read_shapes_config, shapes_batches
     from .generators.registry import save_generator
     from .train import TrainConfig, train_gan
     from .viz import save_grid
@@ -99,9 +102,15 @@ def train(arch, data, out, resolution, steps, batch, lr, lr_d, base_channels, ch
     if resolution < 8 or resolution & (resolution - 1) or (arch == "dssgan" and resolution < 16):
         raise SteerError(f"--resolution {resolution} must be a power of two, at least "
                          f"{16 if arch == 'dssgan' else 8}")
+    extra_config = {}
+    if shapes_config is not None and data != "shapes":
+        raise SteerError("--shapes-config sets the procedural shapes data: use it with --data shapes")
     if data == "shapes":
         class_names = list(SHAPE_CLASSES)
-        next_batch = shapes_batches(resolution=resolution, seed=seed)
+        config = read_shapes_config(shapes_config) if shapes_config else None
+        if config is not None:
+            extra_config["shapes_config"] = config.to_dict()
+        next_batch = shapes_batches(config, resolution=resolution, seed=seed)
     else:
         images, classes, class_names = load_folder(data, resolution)
         next_batch = folder_batches(images, classes, seed=seed)
@@ -130,7 +139,9 @@ def train(arch, data, out, resolution, steps, batch, lr, lr_d, base_channels, ch
             f"data.\n\n- classes: {', '.join(class_names)}\n- latent: z ~ N(0, I), {G.latent_dim}-d\n"
             f"- training command: `{command_line()}`\n- steps: {config.steps}, batch {config.batch}\n"
             f"- wall time: {minutes:.1f} min on {device} ({torch.get_num_threads()} threads)\n")
-    save_generator(G_ema, out / "model", card, {"class_names": class_names})
+    if extra_config:
+        card += f"- shapes data: `{json.dumps(extra_config['shapes_config'])}`\n"
+    save_generator(G_ema, out / "model", card, {"class_names": class_names, **extra_config})
     z, c = G_ema.sample(64, seed=0, classes=torch.arange(64) % len(class_names))
     with torch.no_grad():
         save_grid(G_ema.synthesize(z, c), out / "samples.png", columns=8, upscale=max(1, 64 // resolution))
@@ -383,7 +394,8 @@ def evaluate(model, data, samples, class_, features, bins, seed, out, device):
     features = feature_network(name)  # a missing weights file stops us before any work
     if data == "shapes":
         from .data.shapes import sample_shapes
-        real, attrs = sample_shapes(samples, seed=seed + 1, resolution=G.resolution)
+        real, attrs = sample_shapes(samples, seed=seed + 1, resolution=G.resolution,
+                                    config=training_shapes(model))
         real_classes = attrs["class"]
     else:
         from .data.folder import load_folder
@@ -609,14 +621,18 @@ def render(walk_path, model, alphas, seeds, class_, classes_, truncation, channe
 
 
 
-def shapes_model(model) -> bool:
-    """Whether a model folder says it was trained on steer's shapes data (its class names)."""
-    from .data.shapes import SHAPE_CLASSES
+def training_shapes(model):
+    """The ShapesConfig a model folder says it was trained on (its class names are the shapes
+    classes; `shapes_config` in config.json when the spreads were not the default), else None."""
+    from .data.shapes import SHAPE_CLASSES, ShapesConfig
     from .generators.registry import read_config, resolve_model_folder
     try:
-        return read_config(resolve_model_folder(model)).get("class_names") == list(SHAPE_CLASSES)
+        config = read_config(resolve_model_folder(model))
     except (SteerError, OSError, ValueError):
-        return False
+        return None
+    if config.get("class_names") != list(SHAPE_CLASSES):
+        return None
+    return ShapesConfig.from_dict(config["shapes_config"]) if "shapes_config" in config else ShapesConfig()
 
 
 @cli.command()
@@ -688,7 +704,8 @@ def quantify(walk_path, model, estimator, alphas, samples, data, data_samples, t
     edit.check_alphas(alpha_list, G.resolution)
     est = get_estimator(estimator, edit.name, category=coco_category, arch=detector, device=G.device) \
         if (estimator or "").startswith("detector") else get_estimator(estimator, edit.name)
-    data = data or ("shapes" if shapes_model(model) else "none")
+    shapes_config = training_shapes(model)
+    data = data or ("shapes" if shapes_config else "none")
     classes = pick_classes(G, class_, samples)
     if est.name.startswith("detector_") and coco_category is None:
         from .attributes import coco_to_imagenet
@@ -706,7 +723,7 @@ def quantify(walk_path, model, estimator, alphas, samples, data, data_samples, t
     real = real_classes = None
     if data == "shapes":
         from .data.shapes import sample_shapes
-        real, attrs = sample_shapes(data_samples, seed=seed + 1, resolution=G.resolution)
+        real, attrs = sample_shapes(data_samples, seed=seed + 1, resolution=G.resolution, config=shapes_config)
         real_classes = attrs["class"]
     elif data != "none":
         from .data.folder import load_folder
@@ -791,7 +808,7 @@ def probe(model, samples, sigma, seed, out, device):
     if not hasattr(G, "latent_layout") or not hasattr(G, "stage_sizes"):
         raise SteerError(f"{G.name} is not a DSS-GAN: the probe needs per-direction latent chunks")
     classifier = None
-    if shapes_model(model) and G.resolution == 32:
+    if training_shapes(model) and G.resolution == 32:
         from .classifier import load_classifier
         classifier = load_classifier(device=G.device).eval()
     out = writable_dir(out or Path("runs") / "probe" / G.name)

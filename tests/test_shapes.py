@@ -35,3 +35,33 @@ def test_measured_attributes_match_ground_truth():
     colour = mean_colour(images)
     truth = attrs["colour"] * 2 - 1
     assert (colour - truth).abs().median() < 0.05
+
+
+def test_class_dependent_scale_ranges():
+    config = ShapesConfig(scale=(0.2, 0.2), class_scale={3: (0.1, 0.4)})
+    _, attrs = sample_shapes(2000, seed=0, config=config)
+    cross = attrs["class"] == 3
+    assert torch.allclose(attrs["scale"][~cross], torch.tensor(0.2))
+    s = attrs["scale"][cross]
+    assert s.min() >= 0.1 and s.max() <= 0.4 and s.max() / s.min() > 3.5
+    # log-uniform: the geometric centre 0.2 splits the crosses in half
+    assert abs((s < 0.2).float().mean().item() - 0.5) < 0.05
+    assert ShapesConfig.from_dict(config.to_dict()) == config
+
+
+def test_read_shapes_config_takes_class_names_and_refuses_bad_fields(tmp_path):
+    import pytest
+
+    from steer.data.shapes import read_shapes_config
+    from steer.errors import SteerError
+
+    path = tmp_path / "s.json"
+    path.write_text('{"scale": [0.1, 0.3], "class_scale": {"cross": [0.2, 0.25]}, "classes": ["circle", 3]}')
+    config = read_shapes_config(path)
+    assert config.scale == (0.1, 0.3) and config.class_scale == {3: (0.2, 0.25)} and config.classes == (0, 3)
+    for text, words in (('{"scale": [0.3, 0.1]}', "low <= high"), ('{"scael": [0.1, 0.2]}', "unknown field"),
+                        ('{"class_scale": {"star": [0.1, 0.2]}}', "unknown shape class"), ("[1, 2]", "JSON object"),
+                        ("{", "cannot read"), ('{"scale": [0, 0.2]}', "low > 0")):
+        path.write_text(text)
+        with pytest.raises(SteerError, match=words):
+            read_shapes_config(path)

@@ -102,3 +102,32 @@ def test_mode_seeking_term_and_option(tmp_path):
     result = run_steer("train", "--out", str(out), "--resolution", "16", "--steps", "2", "--batch", "4",
                        "--base-channels", "8", "--mode-seeking", "0.5")
     assert result.returncode == 0, result.stderr
+
+
+def test_train_on_shapes_with_set_spreads_records_them_for_quantify(tmp_path):
+    """--shapes-config sets the training data's spreads; the model folder records them and
+    `steer quantify` compares the walk with data drawn from the same spreads."""
+    import json
+
+    spreads = tmp_path / "spreads.json"
+    spreads.write_text('{"scale": [0.25, 0.25], "classes": ["circle"]}')
+    out = tmp_path / "run"
+    result = run_steer("train", "--out", str(out), "--shapes-config", str(spreads), "--resolution", "16",
+                       "--steps", "2", "--batch", "4", "--base-channels", "8")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "model" / "config.json").read_text())["shapes_config"]["scale"] == [0.25, 0.25]
+    walk = tmp_path / "walk"
+    assert run_steer("walk", "--model", str(out / "model"), "--steps", "2", "--out", str(walk)).returncode == 0
+    q = tmp_path / "q"
+    result = run_steer("quantify", "--walk", str(walk / "walk.safetensors"), "--model", str(out / "model"),
+                       "--alphas", "0.5,1,2", "--samples", "4", "--data-samples", "50", "--features", "none",
+                       "--out", str(q))
+    assert result.returncode == 0, result.stderr
+    data = json.loads((q / "quantify.json").read_text())["data"]
+    # every real object is a circle of radius 0.25, covering pi / 16 = 0.196 of the image; the default
+    # spreads (radius 0.12..0.32, four shapes) would put the 10-90 % band at about 0.03..0.2
+    assert 0.18 < data["q10"] <= data["q90"] < 0.21
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"scale": [0.3, 0.1]}')
+    result = run_steer("train", "--out", str(tmp_path / "r2"), "--shapes-config", str(bad), "--steps", "1")
+    assert result.returncode == 2 and "low <= high" in result.stderr and "Traceback" not in result.stderr

@@ -22,6 +22,8 @@ class ShapesConfig:
     """Ranges of each attribute; values are drawn uniformly unless stated.
 
     scale: object radius as a fraction of the image width, drawn log-uniformly.
+    class_scale: per-class scale ranges {class index: (low, high)} that replace `scale` for
+        those classes (class-dependent spreads for the steerability experiments).
     centre: object centre (x and y) as a fraction of the image width.
     rotation: degrees.
     saturation / value: HSV of the object colour (hue is uniform on the circle).
@@ -35,13 +37,73 @@ class ShapesConfig:
     value: tuple = (0.7, 1.0)
     background: tuple = (-0.9, -0.3)
     classes: tuple = field(default_factory=lambda: tuple(range(len(SHAPE_CLASSES))))
+    class_scale: dict = field(default_factory=dict)
 
     def to_dict(self):
-        return {k: list(v) for k, v in asdict(self).items()}
+        d = {k: list(v) for k, v in asdict(self).items() if k != "class_scale"}
+        if self.class_scale:
+            d["class_scale"] = {str(k): list(v) for k, v in self.class_scale.items()}
+        return d
 
     @classmethod
     def from_dict(cls, d):
-        return cls(**{k: tuple(v) for k, v in d.items()})
+        d = dict(d)
+        class_scale = {int(k): tuple(v) for k, v in d.pop("class_scale", {}).items()}
+        return cls(**{k: tuple(v) for k, v in d.items()}, class_scale=class_scale)
+
+    def scale_range(self, kind: int) -> tuple:
+        return self.class_scale.get(kind, self.scale)
+
+
+def read_shapes_config(path) -> ShapesConfig:
+    """A ShapesConfig from a JSON file of its fields; one SteerError line for anything wrong.
+    Classes may be given by index or name (in `classes` and as `class_scale` keys)."""
+    import json
+
+    from ..errors import SteerError
+
+    def class_index(k):
+        if isinstance(k, str) and k in SHAPE_CLASSES:
+            return SHAPE_CLASSES.index(k)
+        try:
+            i = int(k)
+        except (TypeError, ValueError):
+            i = -1
+        if not 0 <= i < len(SHAPE_CLASSES):
+            raise SteerError(f"{path}: unknown shape class {k!r}; use one of {', '.join(SHAPE_CLASSES)} or 0..3")
+        return i
+
+    try:
+        d = json.loads(open(path).read())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise SteerError(f"cannot read the shapes config {path}: {e}") from None
+    if not isinstance(d, dict):
+        raise SteerError(f"{path}: the shapes config must be a JSON object of ShapesConfig fields")
+    known = set(ShapesConfig.__dataclass_fields__)
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise SteerError(f"{path}: unknown field {unknown[0]!r}; fields are {', '.join(sorted(known))}")
+
+    def pair(name, v, positive=False):
+        if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v)
+                and v[0] <= v[1] and (not positive or v[0] > 0)):
+            raise SteerError(f"{path}: {name} must be [low, high] with low <= high"
+                             + (" and low > 0" if positive else "") + f", not {v!r}")
+        return tuple(float(x) for x in v)
+
+    out = {}
+    for k, v in d.items():
+        if k == "classes":
+            out[k] = tuple(class_index(c) for c in v) if isinstance(v, list) and v else None
+            if out[k] is None:
+                raise SteerError(f"{path}: classes must be a non-empty list of shape classes")
+        elif k == "class_scale":
+            if not isinstance(v, dict):
+                raise SteerError(f"{path}: class_scale must map shape classes to [low, high]")
+            out[k] = {class_index(c): pair(f"class_scale[{c}]", r, positive=True) for c, r in v.items()}
+        else:
+            out[k] = pair(k, v, positive=(k == "scale"))
+    return ShapesConfig(**out)
 
 
 def _uniform(n, low_high, gen):
@@ -116,9 +178,13 @@ def sample_shapes(n: int, seed: int = 0, config: ShapesConfig | None = None,
     config = config or ShapesConfig()
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     classes = torch.tensor(config.classes, dtype=torch.int64)
+    kind = classes[torch.randint(len(classes), (n,), generator=gen)]
+    # per-sample scale range (class-dependent when the config says so), drawn log-uniformly
+    ranges = torch.tensor([[math.log(v) for v in config.scale_range(k)] for k in range(len(SHAPE_CLASSES))])
+    low, high = ranges[kind, 0], ranges[kind, 1]
     attrs = {
-        "class": classes[torch.randint(len(classes), (n,), generator=gen)],
-        "scale": torch.exp(_uniform(n, (math.log(config.scale[0]), math.log(config.scale[1])), gen)),
+        "class": kind,
+        "scale": torch.exp(low + (high - low) * torch.rand(n, generator=gen)),
         "centre_x": _uniform(n, config.centre, gen),
         "centre_y": _uniform(n, config.centre, gen),
         "rotation": _uniform(n, config.rotation, gen),
