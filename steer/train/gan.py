@@ -75,6 +75,8 @@ class TrainConfig:
     aug_contrast: float = 0.1  # factor 1 + U(-c, c) about each image's per-channel mean
     aug_p_contrast: float = 0.5  # per-image probability of the contrast change
     mode_seeking: float = 0.0  # MSGAN's weight on 1 / (image distance / latent distance); 0: off
+    d_only_steps: int = 0  # the first steps train D alone (a fresh D warming up against a trained G)
+    amp: bool = False  # forward passes under bfloat16 autocast (mixed precision; meant for CUDA)
 
     def __post_init__(self):
         if self.fake_classes not in ("real", "uniform"):
@@ -221,10 +223,13 @@ def mode_seeking_term(images_a, images_b, z_a, z_b, eps: float = 1e-5):
 
 
 def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = True,
-              on_checkpoint=None):
+              on_checkpoint=None, joint=None):
     """Train G against D. next_batch(step, n) returns (images in [-1,1], classes or None)
     for the global batch n = config.batch; G is called as G.synthesize(z, classes) with
     z of size G.latent_dim.
+
+    joint: a steer.finetune.JointWalk, which adds its terms to both losses (walked fakes,
+    edited reals, the walk loss) and trains its walk beside G; its state is checkpointed.
 
     Writes out_dir/checkpoint.pt (resumed from when present) and out_dir/log.jsonl.
     Returns the EMA generator (in eval mode). Under torchrun every rank must call this with
@@ -241,7 +246,8 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
         out_dir.mkdir(parents=True, exist_ok=True)
     if world > 1:
         # identical starting weights everywhere (a checkpoint, when present, then replaces them)
-        _broadcast_from_rank0(list(G.state_dict().values()) + list(D.state_dict().values()))
+        _broadcast_from_rank0(list(G.state_dict().values()) + list(D.state_dict().values())
+                              + (list(joint.walk.state_dict().values()) if joint is not None else []))
     G.train(), D.train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=tuple(config.betas))
@@ -253,6 +259,8 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
         G.load_state_dict(state["G"]), D.load_state_dict(state["D"]), G_ema.load_state_dict(state["G_ema"])
         opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
         start, elapsed_before = state["step"], state.get("elapsed", 0.0)
+        if joint is not None:
+            joint.load_state_dict(state["joint"])
     t0 = time.time()  # wall time accumulates across resumes, for the model card
     num_classes = getattr(G, "num_classes", 0) or 0
     g_buffers = list(G.buffers())
@@ -260,7 +268,8 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
     def save(step):
         save_checkpoint({"G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
                          "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
-                         "config": asdict(config), "elapsed": elapsed_before + time.time() - t0},
+                         "config": asdict(config), "elapsed": elapsed_before + time.time() - t0,
+                         **({"joint": joint.state_dict()} if joint is not None else {})},
                         ckpt_path)
         if on_checkpoint is not None:
             on_checkpoint(G_ema, step)
@@ -289,6 +298,11 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
         if clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
 
+    def autocast():
+        return torch.autocast(device.type, dtype=torch.bfloat16) if config.amp else contextlib.nullcontext()
+
+    if joint is not None:
+        joint.bind(config.seed, (lo, hi, config.batch), device)
     r1_weight = 0.5 * config.r1_gamma * (config.r1_every if config.r1_scale_by_interval else 1)
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
                disable=not (progress and rank == 0), desc="train", dynamic_ncols=True)
@@ -305,10 +319,13 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
                 fake_classes = random_classes(step, _FAKE_CLASSES)
 
             # discriminator: real up, fake down
-            with torch.no_grad():
-                fake = G.synthesize(z, fake_classes)
-            loss_d = (F.softplus(D(augment(fake, step, _AUG_FAKE_D), fake_classes)).mean()
-                      + F.softplus(-D(augment(real, step, _AUG_REAL), classes)).mean())
+            with autocast():
+                with torch.no_grad():
+                    fake = G.synthesize(z, fake_classes)
+                if joint is not None:  # some fakes walked, the same share of reals edited
+                    fake, real = joint.discriminator_batch(G, z, fake_classes, fake, real, step)
+                loss_d = (F.softplus(D(augment(fake, step, _AUG_FAKE_D), fake_classes)).float().mean()
+                          + F.softplus(-D(augment(real, step, _AUG_REAL), classes)).float().mean())
             r1 = torch.zeros((), device=device)
             if config.r1_gamma > 0 and step % config.r1_every == 0:
                 real_r1 = augment(real, step, _AUG_R1).detach().requires_grad_(True)
@@ -320,49 +337,65 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
             step_done(D, config.clip_d)
             opt_d.step()
 
-            # generator: non-saturating loss
-            z_g, classes_g = z, fake_classes
-            if config.fresh_g_latents:
-                z_g = latents(step, _Z_G)
-                if config.fake_classes == "uniform" and classes is not None and num_classes:
-                    classes_g = random_classes(step, _CLASSES_G)
-            D.requires_grad_(False)
-            half = len(z_g) // 2
-            if config.mode_seeking > 0 and half and classes_g is not None:
-                # pairs (i, i + half) share a class, so only their latents differ
-                classes_g = torch.cat([classes_g[:half], classes_g[:half], classes_g[2 * half:]])
-            fake_g = G.synthesize(z_g, classes_g)
-            loss_g = F.softplus(-D(augment(fake_g, step, _AUG_FAKE_G), classes_g)).mean()
-            mode_seeking = torch.zeros((), device=device)
-            if config.mode_seeking > 0 and half:
-                mode_seeking = mode_seeking_term(fake_g[:half], fake_g[half:2 * half], z_g[:half], z_g[half:2 * half])
-                loss_g = loss_g + config.mode_seeking * mode_seeking
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            step_done(G, config.clip_g)
-            opt_g.step()
-            D.requires_grad_(True)
+            joint_terms = {}
+            loss_g = mode_seeking = torch.zeros((), device=device)
+            if step >= config.d_only_steps:  # before: a fresh D warms up; G, its EMA and the walk wait
+                # generator: non-saturating loss
+                z_g, classes_g = z, fake_classes
+                if config.fresh_g_latents:
+                    z_g = latents(step, _Z_G)
+                    if config.fake_classes == "uniform" and classes is not None and num_classes:
+                        classes_g = random_classes(step, _CLASSES_G)
+                D.requires_grad_(False)
+                half = len(z_g) // 2
+                if config.mode_seeking > 0 and half and classes_g is not None:
+                    # pairs (i, i + half) share a class, so only their latents differ
+                    classes_g = torch.cat([classes_g[:half], classes_g[:half], classes_g[2 * half:]])
+                with autocast():
+                    fake_g = G.synthesize(z_g, classes_g)
+                    shown = fake_g
+                    if joint is not None:  # the walk's rows: walked fakes, and the walk loss against the edit
+                        shown, walk_loss, joint_terms = joint.generator_terms(G, z_g, classes_g, fake_g, step)
+                    loss_g = F.softplus(-D(augment(shown, step, _AUG_FAKE_G), classes_g)).float().mean()
+                    if joint is not None:
+                        loss_g = loss_g + walk_loss
+                if config.mode_seeking > 0 and half:
+                    mode_seeking = mode_seeking_term(fake_g[:half].float(), fake_g[half:2 * half].float(),
+                                                     z_g[:half], z_g[half:2 * half])
+                    loss_g = loss_g + config.mode_seeking * mode_seeking
+                opt_g.zero_grad(set_to_none=True)
+                if joint is not None:
+                    joint.zero_grad()
+                loss_g.backward()
+                step_done(G, config.clip_g)
+                opt_g.step()
+                if joint is not None:
+                    step_done(joint.walk, None)
+                    joint.step()
+                D.requires_grad_(True)
 
-            if world > 1 and g_buffers:
-                _broadcast_from_rank0(g_buffers)  # batch-norm statistics follow rank 0
-            beta = config.ema_beta
-            if config.ema_beta2 is not None and (step + 1) * config.batch >= config.ema_switch_images:
-                beta = config.ema_beta2
-            with torch.no_grad():
-                for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-                    p_ema.lerp_(p, 1 - beta)
-                if config.ema_buffers:
-                    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-                        if b.dtype.is_floating_point:
-                            b_ema.lerp_(b, 1 - beta)
+                if world > 1 and g_buffers:
+                    _broadcast_from_rank0(g_buffers)  # batch-norm statistics follow rank 0
+                beta = config.ema_beta
+                if config.ema_beta2 is not None and (step + 1) * config.batch >= config.ema_switch_images:
+                    beta = config.ema_beta2
+                with torch.no_grad():
+                    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+                        p_ema.lerp_(p, 1 - beta)
+                    if config.ema_buffers:
+                        for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+                            if b.dtype.is_floating_point:
+                                b_ema.lerp_(b, 1 - beta)
 
             if step % 10 == 0:
-                logged = {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "r1": r1.item()}
+                logged = {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "r1": r1.item(),
+                          **{k: v.item() for k, v in joint_terms.items()}}
                 if config.mode_seeking > 0:
                     logged["mode_seeking"] = mode_seeking.item()
                 values = _mean_across_ranks(logged, world, device)
                 if rank == 0:
-                    bar.set_postfix(d=f"{values['loss_d']:.3f}", g=f"{values['loss_g']:.3f}")
+                    bar.set_postfix(d=f"{values['loss_d']:.3f}", g=f"{values['loss_g']:.3f}",
+                                    **{k: f"{values[k]:.3f}" for k in joint_terms})
                     log.write(json.dumps({"step": step, **values}) + "\n")
             stop = interrupt["stop"]
             if world > 1:  # stop together, at the same step
