@@ -686,7 +686,7 @@ def invert(model, image, class_, out, allow_l2, project_steps, tune_steps, patie
     import torch
 
     from .invert import InvertConfig, invert as run_inversion, load_photo, save_inversion, walk_health
-    from .viz import save_grid
+    from .viz import save_grid, save_image
 
     G = open_generator(model, device)
     photo, crop = load_photo(image, G.resolution, max_pixels=max_pixels)
@@ -706,9 +706,9 @@ def invert(model, image, class_, out, allow_l2, project_steps, tune_steps, patie
     click.echo(f"inverting {image} into {G.name} ({G.default_space}, {'L2 + LPIPS' if lpips else 'L2 only'})")
     result = run_inversion(G, photo.to(G.device), config, class_index=class_index_, lpips=lpips)
     upscale = max(1, 128 // G.resolution)
-    save_grid(photo, out / "crop.png", columns=1)
-    save_grid(result.projected_image, out / "projected.png", columns=1)
-    save_grid(result.tuned_image, out / "tuned.png", columns=1)
+    save_image(photo, out / "crop.png")
+    save_image(result.projected_image, out / "projected.png")
+    save_image(result.tuned_image, out / "tuned.png")
     save_grid(torch.cat([photo.to(G.device), result.projected_image, result.tuned_image]), out / "reconstruction.png",
               columns=3, upscale=upscale)
     measurements = {"projection": None, "tuning": None}
