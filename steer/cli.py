@@ -642,7 +642,8 @@ def check_walk_for(walk_path, generator, space, latent_shape):
 @model_option
 @click.option("--image", required=True, help="The photo: any image Pillow reads (RGB, greyscale, RGBA, 16-bit, ...).")
 @click.option("--class", "class_", default=None,
-              help="The photo's class, index or name [default: try every class briefly and keep the best].")
+              help="The photo's class, index or name [default: try every class for 30 steps and keep the best; "
+                   "give it for models with many classes, e.g. ImageNet's].")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Output folder [default: runs/invert/IMAGE-NAME].")
 @click.option("--allow-l2", is_flag=True,

@@ -78,6 +78,27 @@ def test_real_photo_tuning_reduces_the_error(bundled_generator, tmp_path):
     assert result.tuning.psnr > result.projection.psnr + 6.0
 
 
+def test_locality_regulariser_keeps_the_model_away_from_the_pivot(bundled_generator):
+    from steer.invert import pivotal_tune, project
+    G = bundled_generator
+    target = torch.zeros(1, 3, 32, 32)
+    target[:, 0, 8:24, 8:24] = 1.0  # a red square on grey: a target the base model does not render
+    config = InvertConfig(project_steps=20, tune_steps=40, patience=None, target_psnr=None)
+    latent, classes, _, _ = project(G, target, config, class_index=1)
+    z, c = G.sample(8, seed=123)
+    with torch.no_grad():
+        before = G.synthesize(z, c)
+
+    def drift(weight):
+        tuned, _, _ = pivotal_tune(G, target, latent, classes, "z", InvertConfig(**dict(SHORT, tune_steps=40,
+                                                                                 locality_weight=weight)))
+        with torch.no_grad():
+            return float((tuned.synthesize(z, c) - before).square().mean())
+
+    free, held = drift(0.0), drift(1.0)
+    assert held < 0.5 * free, (held, free)
+
+
 def test_other_families_invert_through_the_interface(tiny_generator):
     from steer import load_generator
     for G in (tiny_generator, load_generator("dssgan-shapes32", device="cpu")):
