@@ -32,6 +32,11 @@ def save_grid(images, path, columns: int, upscale: int = 1) -> None:
     grid(images, columns, upscale=upscale).save(path)
 
 
+def save_image(image: torch.Tensor, path) -> None:
+    """One (1,3,H,W) or (3,H,W) image as a PNG at its own size, without a gutter."""
+    Image.fromarray(to_uint8(image.reshape(1, *image.shape[-3:]))[0]).save(path)
+
+
 def save_strip_grid(strips: torch.Tensor, alphas, path, upscale: int = 1, title: str | None = None) -> None:
     """strips: (rows, len(alphas), 3, H, W). One row per sample, one column per alpha,
     with the alpha values written above the columns."""

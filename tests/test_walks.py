@@ -359,3 +359,15 @@ def test_layer_range_walks_move_only_those_rows(tmp_path):
         LinearWalk((7, 5), layers=(5, 9))
     with pytest.raises(SteerError, match="needs a latent with layers"):
         LinearWalk((16,), layers=(0, 2))
+
+
+def test_atomic_write_gives_files_the_usual_permissions(tmp_path):
+    import os
+
+    from steer.checkpoint import atomic_write
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "f.bin", lambda f: f.write(b"x"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o644

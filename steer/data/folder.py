@@ -14,18 +14,38 @@ from ..seeding import step_seed
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
 
-def load_image(path, resolution: int) -> torch.Tensor:
-    """One image -> (3, S, S) float32 in [-1, 1]: EXIF-rotated, RGB, resized on its short side
-    and centre-cropped."""
+# the largest maximum a 16- or 32-bit integer image can hold as its full scale
+_SIXTEEN_BIT = 65535.0
+
+
+def open_rgb(path) -> Image.Image:
+    """Any image Pillow reads -> an 8-bit RGB image: EXIF orientation applied, transparency
+    composited on white, greyscale repeated over the channels, 16-bit data (modes I;16*, and I,
+    the mode Pillow gives some 16-bit files) scaled from 0..65535 and float data (F) from 0..1."""
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)
-        if im.mode in ("RGBA", "LA", "P"):
+        if im.mode.startswith("I") or im.mode == "F":
+            # Pillow's own conversion clips these at 255 rather than rescaling them
+            scale = 1.0 if im.mode == "F" else _SIXTEEN_BIT
+            values = np.asarray(im, dtype=np.float64) / scale
+            im = Image.fromarray((values.clip(0, 1) * 255).round().astype(np.uint8), "L")
+        if im.mode in ("RGBA", "LA", "PA", "P", "La", "RGBa"):
             im = im.convert("RGBA")
             background = Image.new("RGBA", im.size, (255, 255, 255, 255))
             im = Image.alpha_composite(background, im)
-        im = im.convert("RGB")
-        im = ImageOps.fit(im, (resolution, resolution), Image.Resampling.LANCZOS)
-        array = np.asarray(im, dtype=np.float32) / 127.5 - 1.0
+        return im.convert("RGB")
+
+
+def load_image(path, resolution: int) -> torch.Tensor:
+    """One image -> (3, S, S) float32 in [-1, 1]: read by open_rgb, resized on its short side
+    and centre-cropped."""
+    im = ImageOps.fit(open_rgb(path), (resolution, resolution), Image.Resampling.LANCZOS)
+    return to_tensor(im)
+
+
+def to_tensor(im: Image.Image) -> torch.Tensor:
+    """An RGB Pillow image -> (3, H, W) float32 in [-1, 1]."""
+    array = np.asarray(im, dtype=np.float32) / 127.5 - 1.0
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
