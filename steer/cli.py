@@ -74,10 +74,13 @@ def cli():
               help="R1 weight [dcgan 1 (every 16 steps, scaled); dssgan 5 (every 4, official)].")
 @click.option("--mode-seeking", default=0.0, show_default=True, type=click.FloatRange(0),
               help="Weight of MSGAN's mode-seeking term (pairs of latents sharing a class); 0: off.")
+@click.option("--ema-rampup", default=None, type=click.FloatRange(0, min_open=True),
+              help="Ramp G's EMA up as StyleGAN2-ADA does (0.05 there): it spans at most this share of the "
+                   "steps so far, so short runs do not average in the untrained start [off].")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when present).")
 def train(arch, data, out, shapes_config, resolution, steps, batch, lr, lr_d, base_channels, channels, d_state, directions,
-          r1_gamma, mode_seeking, seed, device):
+          r1_gamma, mode_seeking, ema_rampup, seed, device):
     """Train a class-conditional generator on shapes or an image folder.
 
     Writes OUT/checkpoint.pt while training (Ctrl-C saves; rerun to resume), then the
@@ -120,13 +123,15 @@ def train(arch, data, out, shapes_config, resolution, steps, batch, lr, lr_d, ba
         G, D, config, about = _dssgan_setup(resolution, len(class_names), channels, d_state, directions, steps,
                                             batch, lr, lr_d, r1_gamma, seed)
         config.mode_seeking = mode_seeking
+        config.ema_rampup = ema_rampup
     else:
         from .finetune import discriminator_for
         from .generators.dcgan import DCGANGenerator
         G = DCGANGenerator(resolution=resolution, num_classes=len(class_names), base_channels=base_channels)
         D = discriminator_for(G)
         config = TrainConfig(steps=steps, batch=batch, lr=lr or 2e-4, seed=seed,
-                             r1_gamma=1.0 if r1_gamma is None else r1_gamma, mode_seeking=mode_seeking)
+                             r1_gamma=1.0 if r1_gamma is None else r1_gamma, mode_seeking=mode_seeking,
+                             ema_rampup=ema_rampup)
         about = "A class-conditional conv generator (steer's `dcgan` family)"
     if os.environ.get("WORLD_SIZE", "1") != "1":
         from .train.gan import distributed_device

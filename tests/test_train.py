@@ -131,3 +131,20 @@ def test_train_on_shapes_with_set_spreads_records_them_for_quantify(tmp_path):
     bad.write_text('{"scale": [0.3, 0.1]}')
     result = run_steer("train", "--out", str(tmp_path / "r2"), "--shapes-config", str(bad), "--steps", "1")
     assert result.returncode == 2 and "low <= high" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ema_rampup_keeps_the_untrained_start_out_of_short_runs(tmp_path):
+    """With StyleGAN2-ADA's ramp (0.05) the EMA spans 5 % of the steps so far: after 3 steps it
+    is G itself (beta = 0.5 ** (1 / 0.15) ~ 0.01); without it, it is still mostly the start."""
+    G, D = small_pair()
+    start = [p.clone() for p in G.parameters()]
+    ramped = train_gan(G, D, shapes_batches(resolution=16), tmp_path / "a",
+                       TrainConfig(steps=3, batch=8, ema_rampup=0.05), progress=False)
+    for p_ema, p in zip(ramped.parameters(), G.parameters()):
+        assert torch.allclose(p_ema, p, atol=1e-3)
+    G, D = small_pair()
+    plain = train_gan(G, D, shapes_batches(resolution=16), tmp_path / "b", TrainConfig(steps=3, batch=8),
+                      progress=False)
+    moved = sum((p - s).abs().sum() for p, s in zip(G.parameters(), start))
+    moved_ema = sum((p - s).abs().sum() for p, s in zip(plain.parameters(), start))
+    assert moved_ema < 0.01 * moved  # 1 - 0.999 ** 3 of the way

@@ -57,6 +57,7 @@ class TrainConfig:
     r1_gamma: float = 1.0
     r1_every: int = 16  # lazy regularisation: R1 every k steps (scaled by k unless told not to)
     ema_beta: float = 0.999
+    ema_rampup: float | None = None  # StyleGAN2-ADA's ramp: the EMA spans at most this share of the images seen
     checkpoint_every: int = 250
     seed: int = 0
     lr_d: float | None = None  # D's learning rate; None: same as lr
@@ -379,6 +380,8 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
                 beta = config.ema_beta
                 if config.ema_beta2 is not None and (step + 1) * config.batch >= config.ema_switch_images:
                     beta = config.ema_beta2
+                if config.ema_rampup is not None:  # short runs: do not average in the untrained start
+                    beta = min(beta, 0.5 ** (1 / max((step + 1) * config.ema_rampup, 1e-8)))
                 with torch.no_grad():
                     for p_ema, p in zip(G_ema.parameters(), G.parameters()):
                         p_ema.lerp_(p, 1 - beta)
