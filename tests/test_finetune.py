@@ -212,3 +212,20 @@ def test_two_process_joint_finetuning_stays_identical(tmp_path):
     # the walks started from different seeds on each rank: rank 0's was broadcast, then trained
     start = JointWalk(JointSettings(edit="zoom"), (8,), 16, seed=0).walk.state_dict()
     assert any(not torch.equal(start[k], v) for k, v in a["walk"].items())
+
+
+def test_mode_seeking_term_in_joint_fine_tuning(tmp_path):
+    """MSGAN's term works beside the walk: both are logged, and the run differs from one without it."""
+    import json
+
+    def run(directory, weight):
+        G, D = small_pair()
+        joint = joint_for(G)
+        train_gan(G, D, shapes_batches(resolution=16), tmp_path / directory,
+                  TrainConfig(steps=2, batch=8, mode_seeking=weight), progress=False, joint=joint)
+        return G, json.loads((tmp_path / directory / "log.jsonl").read_text().splitlines()[0])
+
+    G_ms, logged = run("ms", 1.0)
+    assert logged["mode_seeking"] > 0 and "walk" in logged
+    G_plain, _ = run("plain", 0.0)
+    assert any(not torch.equal(a, b) for a, b in zip(G_ms.parameters(), G_plain.parameters()))
