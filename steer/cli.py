@@ -1150,7 +1150,8 @@ def probe(model, samples, sigma, seed, out, device):
         click.echo(f"{name:>12} {s['orientation']:>10} {share:6.3f}   {cells[0]}   {cells[1]}")
     for block, r in result.get("routing", {}).items():
         weights = ", ".join(f"{w:.3f}" for w in r["mean_weights"])
-        click.echo(f"routing {block}: [{weights}]  entropy {r['entropy']:.3f}  "
+        entropy = f"{r['entropy']:.3f}" if r["entropy"] is not None else "- (one direction)"
+        click.echo(f"routing {block}: [{weights}]  entropy {entropy}  "
                    f"max deviation from uniform {r['max_deviation_from_uniform']:.3f}")
     for subset, r in result.get("class_override", {}).items():
         if "pixel_movement" in r:

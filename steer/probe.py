@@ -189,7 +189,9 @@ def routing_probe(G, z, classes) -> dict:
 
     def summary(w):
         k = w.shape[-1]
-        return {"mean_weights": w.mean(0).tolist(), "entropy": float(_entropy(w).mean()),
+        # one direction: the softmax is 1 whatever it sees, and a normalised entropy means nothing
+        entropy = float(_entropy(w).mean()) if k > 1 else None
+        return {"mean_weights": w.mean(0).tolist(), "entropy": entropy,
                 "max_deviation_from_uniform": float((w - 1 / k).abs().amax(-1).mean())}
 
     result = {}

@@ -103,6 +103,16 @@ def test_routing_reports_uniform_for_uniform_routing_and_the_softmax_otherwise()
     assert entry["entropy"] < 0.9 and set(entry["per_class"]) <= {"0", "1", "2", "3"}
 
 
+def test_one_direction_routing_has_no_entropy_to_report():
+    """The one-direction baseline: its softmax is 1 whatever it sees, so the normalised entropy
+    (0 / log 1) is reported as undefined rather than as a number."""
+    G = small_dssgan(("row_fwd",))
+    z, classes = G.sample(8, seed=0)
+    for entry in routing_probe(G, z, classes).values():
+        assert entry["entropy"] is None and entry["mean_weights"] == pytest.approx([1.0])
+        assert entry["max_deviation_from_uniform"] == pytest.approx(0.0)
+
+
 def test_full_probe_on_a_small_dssgan_covers_every_part():
     G = small_dssgan(("row_fwd", "col_fwd"))
     result = run_probe(G, samples=8, sigma=1.0, seed=0)
