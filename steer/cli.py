@@ -15,6 +15,7 @@ import click
 
 from .errors import SteerError
 
+from .generators.base import class_index
 from .generators.registry import DEFAULT_MODEL
 
 
@@ -226,33 +227,6 @@ def parse_layers(text):
     except ValueError:
         raise SteerError(f"--layers must be START:STOP (e.g. 0:8), got '{text}'") from None
     return start, stop
-
-
-def class_index(generator, text, option: str = "--class") -> int:
-    """A class given by index or by name (the model's class names, e.g. ImageNet's for
-    BigGAN: 'golden retriever'; case and '_' for ' ' do not matter)."""
-    text = str(text).strip()
-    if text.lstrip("-").isdigit():
-        index = int(text)
-        if not 0 <= index < generator.num_classes:
-            raise SteerError(f"{option} {index} is out of range: {generator.name} has classes "
-                             f"0..{generator.num_classes - 1}")
-        return index
-    names = generator.class_names or []
-    wanted = text.lower().replace("_", " ")
-    hits = [i for i, name in enumerate(names) if name.lower() == wanted]
-    if len(hits) == 1:
-        return hits[0]
-    if len(hits) > 1:
-        raise SteerError(f"{option} '{text}' is ambiguous: it names classes {', '.join(map(str, hits))}; "
-                         "give the index")
-    if not names:
-        raise SteerError(f"{generator.name} has no class names: give {option} as an index "
-                         f"0..{generator.num_classes - 1}")
-    close = [name for name in names if wanted in name.lower()][:5]
-    hint = f" (did you mean {', '.join(repr(n) for n in close)}?)" if close else ""
-    raise SteerError(f"{option}: unknown class '{text}' for {generator.name}{hint}; give a name or an index "
-                     f"0..{generator.num_classes - 1}")
 
 
 def pick_classes(generator, class_option, n, classes_option=None):
@@ -840,6 +814,49 @@ def render(walk_path, model, alphas, seeds, class_, classes_, truncation, channe
         record["frames"] = names
     (out / "render.json").write_text(json.dumps(record, indent=2) + "\n")
     click.echo(f"wrote {out / 'strip.png'} and {out / 'strip.gif'}" + (f" and {out / 'frames'}/" if frames else ""))
+
+
+@cli.command()
+@model_option
+@click.option("--walks", "walks_dir", default=None, type=click.Path(file_okay=False),
+              help="Folder searched (recursively) for walk files [walks/<model>/].")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (the default serves this machine only).")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on; 0 picks a free one.")
+@click.option("--save-dir", default="runs/explore", show_default=True, type=click.Path(file_okay=False),
+              help="Where the page's Save writes its PNG and settings JSON.")
+@device_option
+def explore(model, walks_dir, host, port, save_dir, device):
+    """Serve a local page for driving walks by hand: sliders, seed, class, and a Save that
+    `steer render --settings` reproduces. Works offline; Ctrl-C stops it.
+
+    \b
+    Example:
+      steer explore --model dssgan-shapes32
+    """
+    from .explore import Explorer, default_walks_dir, find_walks, make_server
+
+    G = open_generator(model, device)
+    folder = Path(walks_dir) if walks_dir else default_walks_dir(G.name)
+    if not folder.is_dir():
+        raise SteerError(f"no walks folder {folder}: learn one with 'steer walk --model {model}' "
+                         "or point --walks at a folder of walk files")
+    walks = find_walks(G, folder)
+    if not walks:
+        raise SteerError(f"no walks for {G.name} under {folder}: learn one with 'steer walk --model {model}' "
+                         "or point --walks at a folder holding walk.safetensors files learned on it")
+    spec = str(Path(model).resolve()) if Path(model).exists() else model  # so Save's JSON works from any folder
+    server = make_server(Explorer(G, walks, spec, save_dir), host, port)
+    click.echo(f"steer explore: {G.name} with {len(walks)} walk(s) ({', '.join(w.id for w in walks)}) "
+               f"at {server.url}  (Ctrl-C stops)")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        server.server_close()
 
 
 def reconstruction_loss_module(allow_l2: bool):
