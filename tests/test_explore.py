@@ -167,6 +167,23 @@ def test_colour_save_round_trips_through_render(tmp_path):
     assert (tmp_path / "b" / "frames" / "row0_alpha0.png").read_bytes() == png
 
 
+def test_truncation_reaches_the_generator(tiny_generator, tmp_path):
+    """A model with a truncation setting gets it from the request (else the walk's, else its own)."""
+    from steer.explore import Explorer, find_walks
+    from steer.walks import LinearWalk, save
+    save(LinearWalk((8,), sliders=1), tmp_path / "walks" / "zoom.safetensors", {"model": "tiny", "space": "z", "edit": "zoom"})
+    tiny_generator.truncation_psi = 1.0  # as a StyleGAN adapter has
+    explorer = Explorer(tiny_generator, find_walks(tiny_generator, tmp_path / "walks"), "tiny", tmp_path / "saves")
+    assert explorer.info()["truncation"] == {"kind": "psi", "default": 1.0}
+    assert [w["id"] for w in explorer.info()["walks"]] == ["zoom"]
+    explorer.image_png(explorer.parse({"walk": "zoom", "alpha": "2", "truncation": "0.5"}))
+    assert tiny_generator.truncation_psi == 0.5
+    explorer.image_png(explorer.parse({"walk": "zoom", "alpha": "2"}))
+    assert tiny_generator.truncation_psi == 1.0
+    with pytest.raises(Exception, match="truncation must be in"):
+        explorer.parse({"walk": "zoom", "alpha": "2", "truncation": "2.5"})
+
+
 def test_cli_errors(tmp_path):
     assert_user_error(run_steer("explore", "--model", "no-such-model"), "unknown model")
     (tmp_path / "empty").mkdir()
