@@ -1,6 +1,7 @@
 """Pictures: image grids, walk strips, GIFs and loss plots, written as files a person opens."""
 from __future__ import annotations
 
+import io
 
 import numpy as np
 import torch
@@ -35,6 +36,14 @@ def save_grid(images, path, columns: int, upscale: int = 1) -> None:
 def save_image(image: torch.Tensor, path) -> None:
     """One (1,3,H,W) or (3,H,W) image as a PNG at its own size, without a gutter."""
     Image.fromarray(to_uint8(image.reshape(1, *image.shape[-3:]))[0]).save(path)
+
+
+def png_bytes(image: torch.Tensor) -> bytes:
+    """One (1,3,H,W) or (3,H,W) image as PNG bytes at its own size. `steer render --frames`
+    and `steer explore` both encode with this, so their files compare byte for byte."""
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(image.reshape(1, *image.shape[-3:]))[0]).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def save_strip_grid(strips: torch.Tensor, alphas, path, upscale: int = 1, title: str | None = None) -> None:

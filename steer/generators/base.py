@@ -82,3 +82,31 @@ class Generator(nn.Module):
     def config(self) -> dict:
         """The JSON config that, with the weights, rebuilds this generator."""
         raise NotImplementedError
+
+
+def class_index(generator, text, option: str = "--class") -> int:
+    """A class given by index or by name (the model's class names, e.g. ImageNet's for
+    BigGAN: 'golden retriever'; case and '_' for ' ' do not matter)."""
+    from ..errors import SteerError
+    text = str(text).strip()
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < generator.num_classes:
+            raise SteerError(f"{option} {index} is out of range: {generator.name} has classes "
+                             f"0..{generator.num_classes - 1}")
+        return index
+    names = generator.class_names or []
+    wanted = text.lower().replace("_", " ")
+    hits = [i for i, name in enumerate(names) if name.lower() == wanted]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise SteerError(f"{option} '{text}' is ambiguous: it names classes {', '.join(map(str, hits))}; "
+                         "give the index")
+    if not names:
+        raise SteerError(f"{generator.name} has no class names: give {option} as an index "
+                         f"0..{generator.num_classes - 1}")
+    close = [name for name in names if wanted in name.lower()][:5]
+    hint = f" (did you mean {', '.join(repr(n) for n in close)}?)" if close else ""
+    raise SteerError(f"{option}: unknown class '{text}' for {generator.name}{hint}; give a name or an index "
+                     f"0..{generator.num_classes - 1}")

@@ -1,0 +1,361 @@
+"""`steer explore`: a local page for driving walks by hand.
+
+A standard-library HTTP server (no framework, nothing fetched from anywhere else) serves the
+page in explore_static/ and renders images with the generator when the page asks:
+
+    GET  /                the page (index.html, app.js, style.css)
+    GET  /api/info        the model, its classes and truncation, and the walks found for it
+    GET  /api/image?walk=W&seed=S&class=C&alpha=A[&truncation=T]   PNG of G(walk(z, alpha))
+    GET  /api/strip?walk=W&seed=S&class=C[&truncation=T]           PNG: the walk across its show alphas
+    POST /api/save        the same fields as JSON; writes a settings JSON and the PNG, returns their paths
+
+An image is exactly the one `steer render --frames` writes for the same settings: the same
+sampling (steer.render.sample_rows), walk (render_walk) and PNG encoding (viz.png_bytes).
+Colour walks take one alpha per channel ("alpha=r,g,b"). class "" means the class the seed
+draws, as `steer render` without --class.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import socket
+import threading
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import torch
+
+from .edits import Edit, get_edit
+from .errors import SteerError
+from .generators.base import class_index as find_class
+from .render import render_walk, sample_rows, set_truncation, truncation_setting
+from .viz import png_bytes
+from .walks import load, read_meta
+
+STATIC = Path(__file__).resolve().parent / "explore_static"
+PAGES = {"/": ("index.html", "text/html; charset=utf-8"),
+         "/index.html": ("index.html", "text/html; charset=utf-8"),
+         "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+         "/style.css": ("style.css", "text/css; charset=utf-8")}
+MAX_SEED = 2**32 - 1
+MAX_BODY = 16_384  # a save request is a few short fields
+SLIDER_POSITIONS = 400  # log-scale sliders: positions across the range
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, status: int = HTTPStatus.BAD_REQUEST):
+        super().__init__(message)
+        self.status = int(status)
+
+
+@dataclass
+class WalkEntry:
+    id: str
+    path: Path
+    walk: torch.nn.Module
+    meta: dict
+    edit: Edit
+    space: str
+
+
+@dataclass
+class State:
+    """One image the page asks for."""
+    entry: WalkEntry
+    seed: int
+    class_text: str | None  # as the user picked it (a name or an index), None: the seed's class
+    class_index: int | None
+    alpha: object  # float, or [r, g, b] for a colour walk
+    truncation: float | None
+
+
+def latent_shapes(generator) -> dict:
+    """{space: the shape of one latent there}, from one sample."""
+    z, c = generator.sample(1, seed=0)
+    return {space: tuple(generator.to_space(z, c, space).shape[1:]) for space in generator.spaces}
+
+
+def find_walks(generator, folder) -> list:
+    """The walk files under `folder` (searched recursively) that move this generator's latents:
+    their latent shape must be the generator's in the walk's space. Other files are skipped."""
+    folder = Path(folder)
+    shapes = latent_shapes(generator)
+    found = []
+    for path in sorted(folder.rglob("*.safetensors")):
+        try:
+            meta = read_meta(path)
+        except SteerError:
+            continue  # model weights and other safetensors files
+        space = meta.get("space", generator.default_space)
+        shape = tuple(meta.get("settings", {}).get("latent_shape", ()))
+        if space not in shapes or shapes[space] != shape:
+            continue
+        try:
+            walk, meta = load(path, device=generator.device)
+        except SteerError:
+            continue
+        rel = path.relative_to(folder)
+        name = rel.parent if path.name == "walk.safetensors" else rel.with_suffix("")
+        walk_id = name.as_posix() if str(name) != "." else path.stem
+        found.append(WalkEntry(walk_id, path, walk.eval(), meta, get_edit(meta["edit"]), space))
+    return found
+
+
+def default_walks_dir(model_name: str) -> Path:
+    """walks/<model> in the working folder, else the walks shipped beside the package."""
+    here = Path("walks") / model_name
+    return here if here.is_dir() else Path(__file__).resolve().parents[1] / "walks" / model_name
+
+
+def _nice_step(span: float) -> float:
+    """A round slider step giving about 200 positions over `span`."""
+    return 10.0 ** math.floor(math.log10(span / 200))
+
+
+class Explorer:
+    """The generator, its walks and the save folder; turns requests into PNGs. One render at
+    a time: the generator's truncation setting is shared state, and one CPU has no use for two."""
+
+    def __init__(self, generator, walks: list, model_spec: str, save_dir):
+        if not walks:
+            raise SteerError("no walks to explore")
+        self.G = generator
+        self.walks = {w.id: w for w in walks}
+        self.model_spec = model_spec
+        self.save_dir = Path(save_dir)
+        self.truncation_kind = truncation_setting(generator)
+        self.default_truncation = {"psi": getattr(generator, "truncation_psi", None),
+                                   "biggan": getattr(generator, "truncation", None)}.get(self.truncation_kind)
+        self.lock = threading.Lock()
+
+    # -- what the page is told ----------------------------------------------------------
+    def info(self) -> dict:
+        G = self.G
+        names = list(G.class_names or [])
+        classes = [{"value": "", "label": "the seed's own"}] if G.num_classes else []
+        classes += [{"value": names[i] if i < len(names) else str(i),
+                     "label": f"{i}: {names[i]}" if i < len(names) else str(i)} for i in range(G.num_classes)]
+        return {"model": G.name, "resolution": G.resolution, "classes": classes,
+                "truncation": None if self.truncation_kind is None else {
+                    "kind": self.truncation_kind, "default": self.default_truncation},
+                "walks": [self._walk_info(w) for w in self.walks.values()]}
+
+    def _walk_info(self, w: WalkEntry) -> dict:
+        res = self.G.resolution
+        tests = w.edit.test_alphas(res)
+        low, high = float(min(tests)), float(max(tests))
+        info = {"id": w.id, "edit": w.edit.name, "kind": w.meta["walk"], "sliders": w.edit.sliders,
+                "min": low, "max": high, "identity": w.edit.identity, "convention": w.edit.convention,
+                "show_alphas": [float(a) for a in w.edit.show_alphas(res)],
+                "learned_on": w.meta.get("model"), "truncation": w.meta.get("truncation")}
+        if w.edit.step_mode == "multiply" and low > 0:
+            # a multiplicative alpha (zoom) moves evenly on a log scale
+            info.update(scale="log", log2_min=math.log2(low), log2_step=math.log2(high / low) / SLIDER_POSITIONS,
+                        positions=SLIDER_POSITIONS)
+        else:
+            info.update(scale="linear", step=_nice_step(high - low))
+        return info
+
+    # -- requests -----------------------------------------------------------------------
+    def parse(self, fields: dict, need_alpha: bool = True) -> State:
+        """Check every field of a request; anything wrong is a BadRequest with the reason."""
+        walk_id = str(fields.get("walk", ""))
+        if walk_id not in self.walks:
+            raise BadRequest(f"unknown walk '{walk_id[:80]}': this server has {', '.join(self.walks)}",
+                             HTTPStatus.NOT_FOUND)
+        entry = self.walks[walk_id]
+        seed_text = str(fields.get("seed", "0")).strip()
+        if not re.fullmatch(r"\d{1,10}", seed_text) or int(seed_text) > MAX_SEED:
+            raise BadRequest(f"seed must be a whole number in 0..{MAX_SEED}, got '{seed_text[:40]}'")
+        class_text = str(fields.get("class", "") or "").strip() or None
+        class_index = None
+        if class_text is not None and len(class_text) > 200:
+            raise BadRequest("class is too long: give a class name or index")
+        if class_text is not None:
+            if not self.G.num_classes:
+                raise BadRequest(f"{self.G.name} is unconditional: leave class empty")
+            try:
+                class_index = find_class(self.G, class_text, "class")
+            except SteerError as e:
+                raise BadRequest(str(e)) from None
+        alpha = self._parse_alpha(entry, fields.get("alpha")) if need_alpha else entry.edit.identity
+        truncation = self._parse_truncation(fields.get("truncation"))
+        return State(entry, int(seed_text), class_text, class_index, alpha, truncation)
+
+    def _parse_alpha(self, entry: WalkEntry, value):
+        edit = entry.edit
+        if value is None or value == "":
+            raise BadRequest("alpha is missing")
+        parts = value if isinstance(value, list) else str(value).split(",")
+        if len(parts) != edit.sliders:
+            raise BadRequest(f"{edit.name} takes {edit.sliders} alpha value(s) (comma-separated), got {len(parts)}")
+        try:
+            values = [float(v) for v in parts]
+        except (TypeError, ValueError):
+            raise BadRequest(f"alpha must be numbers, got '{str(value)[:80]}'") from None
+        low, high = edit.valid(self.G.resolution)
+        for v in values:
+            if not math.isfinite(v) or not low <= v <= high:
+                raise BadRequest(f"alpha {v:g} is out of range for {edit.name}: use values in [{low:g}, {high:g}]")
+        return values if edit.sliders > 1 else values[0]
+
+    def _parse_truncation(self, value):
+        if value is None or value == "":
+            return None
+        if self.truncation_kind is None:
+            raise BadRequest(f"{self.G.name} has no truncation setting: leave truncation empty")
+        try:
+            t = float(value)
+        except (TypeError, ValueError):
+            raise BadRequest(f"truncation must be a number, got '{str(value)[:40]}'") from None
+        high = 1.0 if self.truncation_kind == "biggan" else 2.0
+        if not math.isfinite(t) or not 0 < t <= high:
+            raise BadRequest(f"truncation must be in (0, {high:g}], got {t:g}")
+        return t
+
+    # -- rendering ----------------------------------------------------------------------
+    def _render(self, state: State, alphas):
+        """(len(alphas), 3, H, W) exactly as `steer render` computes them for one seed."""
+        e = state.entry
+        with self.lock:
+            # as steer render: the truncation asked for, else the walk's, else the model's own
+            value = state.truncation if state.truncation is not None else e.meta.get("truncation")
+            if self.truncation_kind:
+                set_truncation(self.G, self.default_truncation if value is None else value)
+            classes = None if state.class_index is None else torch.tensor([state.class_index])
+            latent, c = sample_rows(self.G, [state.seed], classes, e.space)
+            return render_walk(self.G, e.walk, e.edit, latent, c, alphas, space=e.space)[0], latent
+
+    def image_png(self, state: State) -> bytes:
+        return png_bytes(self._render(state, [state.alpha])[0][0])
+
+    def strip_png(self, state: State) -> bytes:
+        """The walk across its show alphas, side by side without a gutter (a colour walk's
+        strip moves all three channels together)."""
+        frames = self._render(state, state.entry.edit.show_alphas(self.G.resolution))[0]
+        return png_bytes(torch.cat(list(frames), dim=-1))
+
+    def settings(self, state: State, latent=None) -> dict:
+        """The JSON `steer render --settings` reads: the same keys as render.json."""
+        e = state.entry
+        record = {"walk": str(e.path.resolve()), "model": self.model_spec, "space": e.space,
+                  "seeds": [state.seed], "class": state.class_text, "classes": None, "channel": "all",
+                  "alphas": [state.alpha], "truncation": state.truncation, "edit": e.edit.name}
+        if latent is not None:
+            record["latent"] = latent.reshape(-1).tolist()  # the seed's latent in the walk's space, before the walk
+        return record
+
+    def save(self, state: State) -> dict:
+        """Write explore-NNNN.png and explore-NNNN.json (settings `steer render` reproduces it from)."""
+        frames, latent = self._render(state, [state.alpha])
+        png = png_bytes(frames[0])
+        with self.lock:
+            try:
+                self.save_dir.mkdir(parents=True, exist_ok=True)
+                n = 1
+                while (self.save_dir / f"explore-{n:04d}.json").exists() or (self.save_dir / f"explore-{n:04d}.png").exists():
+                    n += 1
+                stem = self.save_dir / f"explore-{n:04d}"
+                record = self.settings(state, latent)
+                record["image"] = stem.name + ".png"
+                record["render_command"] = f"steer render --settings {stem}.json --frames"
+                stem.with_suffix(".png").write_bytes(png)
+                stem.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+            except OSError as e:
+                raise BadRequest(f"cannot write to the save folder {self.save_dir}: {e.strerror or e}",
+                                 HTTPStatus.INTERNAL_SERVER_ERROR) from None
+        return {"json": str(stem.with_suffix(".json").resolve()), "png": str(stem.with_suffix(".png").resolve()),
+                "settings": {k: v for k, v in record.items() if k != "latent"}}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: a drag sends many small requests
+    server_version = "steer-explore"
+
+    def log_message(self, format, *args):
+        pass  # quiet: the terminal keeps the URL line
+
+    @property
+    def explorer(self) -> Explorer:
+        return self.server.explorer
+
+    def do_GET(self):
+        url = urlsplit(self.path)
+        self._answer(lambda: self._get(url.path, dict(parse_qsl(url.query, keep_blank_values=True))))
+
+    def do_POST(self):
+        self._answer(self._post)
+
+    def _get(self, path, fields):
+        if path in PAGES:
+            name, kind = PAGES[path]
+            return kind, (STATIC / name).read_bytes()
+        if path == "/api/info":
+            return "application/json", json.dumps(self.explorer.info()).encode()
+        if path == "/api/image":
+            return "image/png", self.explorer.image_png(self.explorer.parse(fields))
+        if path == "/api/strip":
+            return "image/png", self.explorer.strip_png(self.explorer.parse(fields, need_alpha=False))
+        raise BadRequest(f"no such page: {path[:80]}", HTTPStatus.NOT_FOUND)
+
+    def _post(self):
+        if urlsplit(self.path).path != "/api/save":
+            raise BadRequest("only /api/save takes POST", HTTPStatus.METHOD_NOT_ALLOWED)
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            raise BadRequest("a save request needs a Content-Length", HTTPStatus.LENGTH_REQUIRED) from None
+        if not 0 <= length <= MAX_BODY:
+            self.close_connection = True  # the unread body would be taken for the next request
+            raise BadRequest(f"request body too large ({length} bytes; at most {MAX_BODY})",
+                             HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        try:
+            fields = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            raise BadRequest("the body must be JSON") from None
+        if not isinstance(fields, dict):
+            raise BadRequest("the body must be a JSON object")
+        return "application/json", json.dumps(self.explorer.save(self.explorer.parse(fields))).encode()
+
+    def _answer(self, produce):
+        try:
+            kind, body = produce()
+            status = HTTPStatus.OK
+        except BadRequest as e:
+            status, kind, body = e.status, "application/json", json.dumps({"error": str(e)}).encode()
+        except SteerError as e:
+            status, kind, body = HTTPStatus.BAD_REQUEST, "application/json", json.dumps({"error": str(e)}).encode()
+        except Exception as e:  # a bug: say so, keep serving
+            status, kind = HTTPStatus.INTERNAL_SERVER_ERROR, "application/json"
+            body = json.dumps({"error": f"internal error: {type(e).__name__}: {e}"}).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+        except ConnectionError:
+            pass  # the page went away mid-answer
+
+
+def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """Bind (port 0: a free port) without serving yet; server.url says where."""
+    server_class = ThreadingHTTPServer
+    if ":" in host:  # an IPv6 address
+        server_class = type("ThreadingHTTPServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+    try:
+        server = server_class((host, port), Handler)
+    except OSError as e:
+        if getattr(e, "errno", None) == 98 or "in use" in str(e):
+            raise SteerError(f"port {port} on {host} is in use: choose another --port (0 picks a free one)") from None
+        raise SteerError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    server.explorer = explorer
+    bound_host, bound_port = server.server_address[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    server.url = f"http://{shown}:{bound_port}/"
+    return server
