@@ -100,6 +100,10 @@ def summarise_run(q, data_spread):
         spans.append(math.log2(b["high"] / b["low"]))
     medians = np.nanmedian(walked, axis=1)
     identity = alphas.index(1.0)
+    plain = walked[identity][np.isfinite(walked[identity])]
+    # the spread the generator itself makes, and the data's, as octaves of scale (sqrt of area)
+    generated_spread = 0.5 * math.log2(np.quantile(plain, 0.9) / np.quantile(plain, 0.1))
+    data_area_spread = 0.5 * math.log2(q["data"]["q90"] / q["data"]["q10"]) if q.get("data") else None
     return {
         "training_scale_ratio": data_spread,
         "training_spread_octaves": math.log2(data_spread),
@@ -111,6 +115,8 @@ def summarise_run(q, data_spread):
         "achieved_scale_range_octaves": 0.5 * math.log2(np.nanmax(medians) / np.nanmin(medians)),
         "median_area_at_identity": float(medians[identity]),
         "median_area_at_alpha_4": float(medians[-1]), "median_area_at_alpha_quarter": float(medians[0]),
+        "generated_area_spread_octaves_q10_q90": generated_spread,
+        "data_area_spread_octaves_q10_q90": data_area_spread,
         "tolerance_rule": q["tolerance"]["rule"],
     }
 
@@ -156,17 +162,23 @@ def analyse():
                                for k in ("reach_span_octaves", "achieved_scale_range_octaves")},
         "correlation_levels_and_classes": {k: correlation(*xs_ys(levels + classes, k))
                                            for k in ("reach_span_octaves", "achieved_scale_range_octaves")},
+        # the same against the spread each generator actually makes (x: generated area spread)
+        "correlation_with_generated_spread": {
+            k: correlation([r["generated_area_spread_octaves_q10_q90"] for r in levels + classes],
+                           [r[k] for r in levels + classes])
+            for k in ("reach_span_octaves", "achieved_scale_range_octaves")},
     }
     (HERE / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     figure(result)
     for group in ("levels", "per_class"):
         print(f"{group}:")
-        print(f"  {'':10} {'spread':>7} {'reach':>13} {'span':>6} {'[95% CI]':>14} {'moved':>6}")
+        print(f"  {'':10} {'spread':>7} {'reach':>13} {'span':>6} {'[95% CI]':>14} {'moved':>6} {'G makes':>8}")
         for name, r in result[group].items():
             ci = r["reach_span_ci95"]
             print(f"  {name:10} {r['training_spread_octaves']:7.3f} {r['reach_low']:6.3f}..{r['reach_high']:<6.3f}"
-                  f" {r['reach_span_octaves']:6.3f} [{ci[0]:5.3f}, {ci[1]:5.3f}] {r['achieved_scale_range_octaves']:6.3f}")
-    for label in ("correlation_levels", "correlation_levels_and_classes"):
+                  f" {r['reach_span_octaves']:6.3f} [{ci[0]:5.3f}, {ci[1]:5.3f}] {r['achieved_scale_range_octaves']:6.3f}"
+                  f" {r['generated_area_spread_octaves_q10_q90']:8.3f}")
+    for label in ("correlation_levels", "correlation_levels_and_classes", "correlation_with_generated_spread"):
         for key, c in result[label].items():
             p, s = c["pearson"], c["spearman"]
             print(f"{label} {key} (n={c['n']}): Pearson {p['r']:+.3f} [{p['ci95'][0]:+.3f}, {p['ci95'][1]:+.3f}] "
