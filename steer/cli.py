@@ -98,9 +98,7 @@ def train(arch, data, out, shapes_config, resolution, steps, batch, lr, lr_d, ba
 
     from .data.folder import folder_batches, load_folder
     from .data.shapes import SHAPE_CLASSES, read_shapes_config, shapes_batches
-    from .generators.registry import save_generator
     from .train import TrainConfig, train_gan
-    from .viz import save_grid
 
     out = writable_dir(out)
     if resolution < 8 or resolution & (resolution - 1) or (arch == "dssgan" and resolution < 16):
@@ -147,11 +145,21 @@ def train(arch, data, out, shapes_config, resolution, steps, batch, lr, lr_d, ba
             f"- wall time: {minutes:.1f} min on {device} ({torch.get_num_threads()} threads)\n")
     if extra_config:
         card += f"- shapes data: `{json.dumps(extra_config['shapes_config'])}`\n"
-    save_generator(G_ema, out / "model", card, {"class_names": class_names, **extra_config})
-    z, c = G_ema.sample(64, seed=0, classes=torch.arange(64) % len(class_names))
-    with torch.no_grad():
-        save_grid(G_ema.synthesize(z, c), out / "samples.png", columns=8, upscale=max(1, 64 // resolution))
+    save_model_and_samples(G_ema, out, card, {"class_names": class_names, **extra_config})
     click.echo(f"model: {out / 'model'}  samples: {out / 'samples.png'}  ({minutes:.1f} min)")
+
+
+def save_model_and_samples(G, out: Path, card: str, extra_config: dict) -> None:
+    """OUT/model/ in bundled format and OUT/samples.png (64 samples, cycling the classes)."""
+    import torch
+
+    from .generators.registry import save_generator
+    from .viz import save_grid
+
+    save_generator(G, out / "model", card, extra_config)
+    z, c = G.sample(64, seed=0, classes=torch.arange(64) % G.num_classes if G.num_classes else None)
+    with torch.no_grad():
+        save_grid(G.synthesize(z, c), out / "samples.png", columns=8, upscale=max(1, 64 // G.resolution))
 
 
 def _dssgan_setup(resolution, num_classes, channels, d_state, directions, steps, batch, lr, lr_d, r1_gamma, seed):
@@ -586,10 +594,9 @@ def finetune(model, edit_name, data, shapes_config, out, steps, batch, walk_type
     from .edits import get_edit
     from .finetune import JointSettings, JointWalk, discriminator_for
     from .fit import FitConfig, evaluate_walk
-    from .generators.registry import save_generator
     from .render import render_walk
     from .train import TrainConfig, train_gan
-    from .viz import save_grid, save_strip_grid
+    from .viz import save_strip_grid
     from .walks import save
 
     edit = get_edit(edit_name)
@@ -651,11 +658,7 @@ def finetune(model, edit_name, data, shapes_config, out, steps, batch, walk_type
             f"- classes: {', '.join(class_names)}\n- command: `{command_line()}`\n"
             f"- steps: {steps} ({warmup} of them D alone), batch {batch}\n"
             f"- wall time: {minutes:.1f} min on {device} ({torch.get_num_threads()} threads)\n")
-    save_generator(G_ema, out / "model", card, {"class_names": class_names, **extra_config})
-    z, c = G_ema.sample(64, seed=0, classes=torch.arange(64) % max(G_ema.num_classes, 1)
-                        if G_ema.num_classes else None)
-    with torch.no_grad():
-        save_grid(G_ema.synthesize(z, c), out / "samples.png", columns=8, upscale=max(1, 64 // G_ema.resolution))
+    save_model_and_samples(G_ema, out, card, {"class_names": class_names, **extra_config})
     message = f"model: {out / 'model'}  samples: {out / 'samples.png'}"
     if settings.train_walk:
         walk = copy.deepcopy(joint.walk).cpu().eval()
@@ -1001,8 +1004,6 @@ def edit(inversion_dir, walk_path, alphas, model, out, device):
     Example:
       steer edit --inversion runs/invert/photo --walk walks/dcgan-shapes32/zoom/walk.safetensors --alphas 0.5,1,2
     """
-    import torch
-
     from .attributes import EDIT_ESTIMATORS, get_estimator
     from .invert import load_inversion, read_inversion, walk_health
     from .render import render_walk

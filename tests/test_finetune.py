@@ -1,7 +1,4 @@
 """Joint G + walk fine-tuning (steer.finetune through the GAN trainer) and `steer finetune`."""
-import os
-import subprocess
-import sys
 import textwrap
 
 import torch
@@ -199,12 +196,8 @@ DDP_SCRIPT = textwrap.dedent("""
 
 
 def test_two_process_joint_finetuning_stays_identical(tmp_path):
-    script = tmp_path / "ddp_joint.py"
-    script.write_text(DDP_SCRIPT)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-                             str(script), str(tmp_path)], capture_output=True, text=True, env=env, timeout=240)
-    assert result.returncode == 0, result.stdout + result.stderr
+    from tests.test_train_ddp import run_two_processes
+    run_two_processes(DDP_SCRIPT, tmp_path)
     a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for part in ("G", "D", "walk"):
         for key, value in a[part].items():

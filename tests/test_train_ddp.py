@@ -42,13 +42,18 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_two_process_training_stays_identical_and_resumes(tmp_path):
-    script = tmp_path / "ddp_train.py"
-    script.write_text(SCRIPT)
+def run_two_processes(script_text: str, tmp_path):
+    """Run a script under torchrun with two CPU processes (gloo), its first argument tmp_path."""
+    script = tmp_path / "ddp_script.py"
+    script.write_text(script_text)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
                              str(script), str(tmp_path)], capture_output=True, text=True, env=env, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_two_process_training_stays_identical_and_resumes(tmp_path):
+    run_two_processes(SCRIPT, tmp_path)
 
     states = {name: torch.load(tmp_path / f"{name}.pt", weights_only=True)
               for name in ("rank0", "rank1", "resumed0", "resumed1")}
