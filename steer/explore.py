@@ -32,7 +32,7 @@ import torch
 from .edits import Edit, get_edit
 from .errors import SteerError
 from .generators.base import class_index as find_class
-from .render import render_walk, sample_rows, set_truncation, truncation_setting
+from .steering import Steering, source_record
 from .viz import png_bytes
 from .walks import load, read_meta
 
@@ -117,8 +117,9 @@ def _nice_step(span: float) -> float:
 
 
 class Explorer:
-    """The generator, its walks and the save folder; turns requests into PNGs. One render at
-    a time: the generator's truncation setting is shared state, and one CPU has no use for two."""
+    """The generator, its walks and the save folder; turns requests into PNGs. Truncation is an
+    argument of each render, so requests share no state; one render runs at a time all the
+    same, since a CPU has no use for two."""
 
     def __init__(self, generator, walks: list, model_spec: str, save_dir):
         if not walks:
@@ -127,9 +128,10 @@ class Explorer:
         self.walks = {w.id: w for w in walks}
         self.model_spec = model_spec
         self.save_dir = Path(save_dir)
-        self.truncation_kind = truncation_setting(generator)
-        self.default_truncation = {"psi": getattr(generator, "truncation_psi", None),
-                                   "biggan": getattr(generator, "truncation", None)}.get(self.truncation_kind)
+        # steer's own families truncate z only when sampling: the page offers truncation for
+        # families whose truncation is part of the model (StyleGAN psi, BigGAN)
+        self.truncation_kind = generator.truncation_kind if generator.truncation_kind != "z" else None
+        self.default_truncation = 1.0 if self.truncation_kind else None
         self.lock = threading.Lock()
 
     # -- what the page is told ----------------------------------------------------------
@@ -221,14 +223,13 @@ class Explorer:
     def _render(self, state: State, alphas):
         """(len(alphas), 3, H, W) exactly as `steer render` computes them for one seed."""
         e = state.entry
+        # as steer render: the truncation asked for, else the walk's, else none
+        value = state.truncation if state.truncation is not None else e.meta.get("truncation")
+        steering = Steering(self.G, e.walk, e.edit, e.space, truncation=value if self.truncation_kind else None)
+        classes = None if state.class_index is None else torch.tensor([state.class_index])
         with self.lock:
-            # as steer render: the truncation asked for, else the walk's, else the model's own
-            value = state.truncation if state.truncation is not None else e.meta.get("truncation")
-            if self.truncation_kind:
-                set_truncation(self.G, self.default_truncation if value is None else value)
-            classes = None if state.class_index is None else torch.tensor([state.class_index])
-            latent, c = sample_rows(self.G, [state.seed], classes, e.space)
-            return render_walk(self.G, e.walk, e.edit, latent, c, alphas, space=e.space)[0], latent
+            latent, c = steering.rows([state.seed], classes)
+            return steering.strips(latent, c, alphas)[0], latent
 
     def image_png(self, state: State) -> bytes:
         return png_bytes(self._render(state, [state.alpha])[0][0])
@@ -242,7 +243,8 @@ class Explorer:
     def settings(self, state: State, latent=None) -> dict:
         """The JSON `steer render --settings` reads: the same keys as render.json."""
         e = state.entry
-        record = {"walk": str(e.path.resolve()), "model": self.model_spec, "space": e.space,
+        record = {"walk": str(e.path.resolve()), "model": self.model_spec, "source": source_record(self.G),
+                  "space": e.space,
                   "seeds": [state.seed], "class": state.class_text, "classes": None, "channel": "all",
                   "alphas": [state.alpha], "truncation": state.truncation, "edit": e.edit.name}
         if latent is not None:

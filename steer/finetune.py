@@ -31,6 +31,7 @@ from .edits import get_edit
 from .losses import masked_l2
 from .seeding import step_seed
 from .steerability import background_fill
+from .steering import Steering
 from .walks import make_walk
 
 # step_seed streams, apart from the trainer's (1-9)
@@ -95,8 +96,8 @@ class JointWalk:
             on, alpha = self._draw(step, _ROWS_D, _ALPHA_FAKE_D, walked=True)
             if on.any():
                 with torch.no_grad():
-                    moved = self.walk.apply(z[on], alpha[on], self.edit, self.resolution)
-                    walked = G.synthesize(moved, None if classes is None else classes[on])
+                    steering = Steering(G, self.walk, self.edit, "z")
+                    walked = steering.synthesize(steering.move(z[on], alpha[on]), None if classes is None else classes[on])
                 fake = fake.clone()
                 fake[on] = walked.to(fake.dtype)
         on, alpha = self._draw(step, _ROWS_D, _ALPHA_REAL_D, walked=False)
@@ -111,9 +112,7 @@ class JointWalk:
         if not self.settings.train_walk:
             return fake, torch.zeros((), device=fake.device), {}
         on, alpha = self._draw(step, _ROWS_G, _ALPHA_G, walked=True)
-        walked = G.synthesize(self.walk.apply(z, alpha, self.edit, self.resolution), classes)
-        with torch.no_grad():
-            target, mask = self.edit(fake.detach().float(), alpha)
+        walked, target, mask = Steering(G, self.walk, self.edit, "z").pair(z, classes, alpha, source=fake)
         walk_loss = masked_l2(walked.float(), target, mask)
         shown = torch.where(on[:, None, None, None], walked, fake)
         return shown, self.settings.walk_weight * self._ramp(step) * walk_loss, {"walk": walk_loss.detach()}
@@ -137,13 +136,19 @@ class JointWalk:
 
 
 def discriminator_for(G):
-    """A fresh discriminator that fits G: DSS-GAN's for DSS-GANs, steer's conv one otherwise
-    (the widths `steer train` gives each)."""
-    if getattr(G, "family", None) == "dssgan":
-        from .generators.dssgan.discriminator import DSSGANDiscriminator
-        return DSSGANDiscriminator(resolution=G.resolution, num_classes=G.num_classes, base_channels=32,
-                                   max_channels=256)
+    """A fresh discriminator that fits G: its family's own where it declares one (DSS-GAN's
+    official D, steer's conv D for DCGAN), steer's conv D otherwise."""
     from .generators.dcgan import DCGANDiscriminator
-    base = getattr(G, "base_channels", 32)
-    return DCGANDiscriminator(resolution=G.resolution, num_classes=max(G.num_classes, 1),
-                              base_channels=max(8, base * 3 // 4))
+    from .generators.registry import family
+    fam = family(G.family)
+    if fam.discriminator is not None:
+        return fam.discriminator(G)
+    return DCGANDiscriminator(resolution=G.resolution, num_classes=max(G.num_classes, 1), base_channels=24)
+
+
+def training_recipe(G, **overrides):
+    """The TrainConfig of G's family (the plain GAN recipe for families without one)."""
+    from .generators.registry import family
+    from .train import TrainConfig
+    fam = family(G.family)
+    return (fam.recipe or TrainConfig)(**overrides)

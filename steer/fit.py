@@ -16,7 +16,7 @@ from .checkpoint import interrupt_between_steps, load_checkpoint, save_checkpoin
 from .edits import Edit
 from .errors import SteerError
 from .losses import masked_l2
-from .seeding import step_seed
+from .steering import Steering
 
 
 @dataclass
@@ -32,18 +32,16 @@ class FitConfig:
     classes: list | None = None  # train on these classes only (cycled over the batch); None: all
 
 
-def batch_classes(config: FitConfig, n: int):
-    """The classes of one batch: None (the generator draws them) or config.classes cycled."""
-    if not config.classes:
-        return None
-    return torch.tensor(config.classes, dtype=torch.int64).repeat(n // len(config.classes) + 1)[:n]
-
-
 @dataclass
 class FitResult:
     history: list = field(default_factory=list)
     steps_done: int = 0
     resumed_from: int = 0
+
+
+def steering_for(generator, walk, edit: Edit, config: FitConfig) -> Steering:
+    """The Steering a fit trains: its space, truncation and classes come from the config."""
+    return Steering(generator, walk, edit, config.space, truncation=config.truncation, classes=config.classes)
 
 
 def fit_walk(generator, walk, edit: Edit, config: FitConfig, checkpoint=None, lpips=None,
@@ -55,10 +53,10 @@ def fit_walk(generator, walk, edit: Edit, config: FitConfig, checkpoint=None, lp
     callback(step, loss) runs after each step. run_id: what this fit is (model, edit, walk
     type ...); a checkpoint written for a different run_id is refused, not resumed.
     """
-    space = config.space or generator.default_space
     generator.eval().requires_grad_(False)
     device = generator.device
     walk.to(device).train()
+    steering = steering_for(generator, walk, edit, config)
     optimiser = torch.optim.Adam(walk.parameters(), lr=config.lr)
     result = FitResult()
     if checkpoint is not None and Path(checkpoint).exists():
@@ -84,15 +82,8 @@ def fit_walk(generator, walk, edit: Edit, config: FitConfig, checkpoint=None, lp
                disable=not progress, desc=f"walk {edit.name}", dynamic_ncols=True)
     with interrupt_between_steps() as interrupt:
         for step in bar:
-            seed = step_seed(config.seed, step)
-            z, classes = generator.sample(config.batch, seed=seed, truncation=config.truncation,
-                                          classes=batch_classes(config, config.batch))
-            alpha = walk.sample_alpha(edit, config.batch, torch.Generator().manual_seed(seed + 1), generator.resolution)
-            with torch.no_grad():
-                latent = generator.to_space(z, classes, space)
-                target, mask = edit(generator.synthesize(latent, classes, space), alpha.to(device))
-            moved = walk.apply(latent, alpha, edit, generator.resolution)
-            loss = loss_fn(generator.synthesize(moved, classes, space), target, mask)
+            latent, classes, alpha = steering.training_batch(step, config.batch, config.seed)
+            loss = steering.loss(latent, classes, alpha, loss_fn)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -118,16 +109,5 @@ def evaluate_walk(generator, walk, edit: Edit, config: FitConfig, batches: int =
                   alpha=None) -> float:
     """Mean masked L2 between G(walk(z, alpha)) and edit(G(z), alpha) on held-out batches
     (alpha drawn as in training unless given)."""
-    space = config.space or generator.default_space
-    total = 0.0
-    for b in range(batches):
-        seed = step_seed(config.seed + seed_offset, b)
-        z, classes = generator.sample(config.batch, seed=seed, truncation=config.truncation,
-                                      classes=batch_classes(config, config.batch))
-        a = walk.sample_alpha(edit, config.batch, torch.Generator().manual_seed(seed + 1), generator.resolution) \
-            if alpha is None else alpha
-        latent = generator.to_space(z, classes, space)
-        target, mask = edit(generator.synthesize(latent, classes, space), torch.as_tensor(a).to(generator.device))
-        moved = walk.apply(latent, a, edit, generator.resolution)
-        total += masked_l2(generator.synthesize(moved, classes, space), target, mask).item()
-    return total / batches
+    return steering_for(generator, walk, edit, config).held_out_error(
+        batch=config.batch, batches=batches, seed=config.seed, seed_offset=seed_offset, alpha=alpha)

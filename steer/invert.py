@@ -31,6 +31,7 @@ from safetensors.torch import save as safetensors_bytes
 from .checkpoint import atomic_write
 from .errors import SteerError
 from .losses import masked_l2_per_sample
+from .steering import Steering, model_label, source_record
 
 # PTI's published schedule: 450 projection steps, then 350 tuning steps at lr 3e-4
 OFFICIAL_PROJECT_STEPS = 450
@@ -354,18 +355,9 @@ def load_delta(path) -> tuple:
 
 # ---- walk health ----------------------------------------------------------------------
 
-@torch.no_grad()
 def walk_error(generator, walk, edit, latent, classes, space, alphas) -> float:
     """Mean over alphas of the masked L2 between G(walk(latent, a)) and edit(G(latent), a)."""
-    base = generator.synthesize(latent, classes, space)
-    n = latent.shape[0]
-    errors = []
-    for a in alphas:
-        alpha = torch.full((n,), float(a)) if edit.sliders == 1 else torch.full((n, edit.sliders), float(a))
-        moved = walk.apply(latent, alpha, edit, generator.resolution)
-        target, mask = edit(base, alpha.to(base.device))
-        errors.append(masked_l2_per_sample(generator.synthesize(moved, classes, space), target, mask))
-    return float(torch.stack(errors).mean())
+    return Steering(generator, walk, edit, space).error_over_alphas(latent, classes, alphas)
 
 
 def walk_health(base, tuned, walk, edit, pivot, classes, space, samples: int = 16, seed: int = 0,
@@ -445,7 +437,7 @@ def save_inversion(folder, inversion: Inversion, base, model: str, crop: dict, l
     latent_tensors = {"latent": inversion.latent.detach().cpu().contiguous()}
     atomic_write(folder / "latent.safetensors", lambda f: f.write(safetensors_bytes(latent_tensors)))
     info = {
-        "model": model, "space": inversion.space, "latent_shape": list(inversion.latent.shape[1:]),
+        "model": model_label(base), "source": source_record(base), "space": inversion.space, "latent_shape": list(inversion.latent.shape[1:]),
         "class": None if inversion.classes is None else int(inversion.classes[0]),
         "class_chosen_by": None if inversion.classes is None else ("trial" if inversion.class_trials else "user"),
         "class_trial_losses": inversion.class_trials, "loss": loss,

@@ -20,6 +20,7 @@ from scipy.stats import wasserstein_distance
 from .attributes import Estimator
 from .edits import Edit
 from .metrics import frechet_distance
+from .steering import Steering
 
 QUANTILES = {"q10": 0.10, "q25": 0.25, "q75": 0.75, "q90": 0.90}
 
@@ -85,24 +86,25 @@ def _alpha_batch(edit: Edit, alpha: float, n: int) -> torch.Tensor:
 @torch.no_grad()
 def sweep(generator, walk, edit: Edit, estimator: Estimator, alphas=None, samples: int = 200, seed: int = 0,
           space: str | None = None, classes=None, data=None, data_classes=None, features=None,
-          tolerance: float | None = None, relative: bool | None = None, batch: int = 50, progress=None) -> dict:
+          tolerance: float | None = None, relative: bool | None = None, batch: int = 50, progress=None,
+          truncation=None) -> dict:
     """Measure `estimator` along `walk` over `alphas` (default: the edit's test range).
 
     classes: one class per sample (conditional models; default: cycle through them).
     data: training images to compare with, or None. features: (fn, description) of a
     feature network for realism (Frechet distance to the data), or None.
     tolerance, relative: the reach rule (default: the estimator's).
-    progress(done, total) is called after each batch.
+    progress(done, total) is called after each batch. truncation: the walk's (None: none).
     """
-    space = space or generator.default_space
+    steering = Steering(generator, walk, edit, space, truncation=truncation)
+    space = steering.space
     device = generator.device
     alphas = [float(a) for a in (edit.test_alphas(generator.resolution) if alphas is None else alphas)]
     tolerance = estimator.tolerance if tolerance is None else float(tolerance)
     relative = estimator.relative if relative is None else bool(relative)
     if generator.num_classes and classes is None:
         classes = torch.arange(samples) % generator.num_classes
-    z, c = generator.sample(samples, seed=seed, classes=classes)
-    latent = generator.to_space(z, c, space)
+    latent, c = steering.sample(samples, seed=seed, classes=classes)
     starts = list(range(0, samples, batch))
     total, done = len(starts) * (len(alphas) + 1), 0
 
@@ -118,7 +120,7 @@ def sweep(generator, walk, edit: Edit, estimator: Estimator, alphas=None, sample
     # the unwalked images, the source of every target edit
     source = []
     for i in starts:
-        source.append(generator.synthesize(part(latent, i), part(c, i), space).float().clamp(-1, 1))
+        source.append(steering.synthesize(part(latent, i), part(c, i)).float().clamp(-1, 1))
         tick()
     feature_fn = features[0] if features is not None else None
 
@@ -137,9 +139,8 @@ def sweep(generator, walk, edit: Edit, estimator: Estimator, alphas=None, sample
         for k, i in enumerate(starts):
             lat, cls = part(latent, i), part(c, i)
             n = len(lat)
-            images = generator.synthesize(walk.apply(lat, _alpha_batch(edit, a, n).to(device), edit,
-                                                     generator.resolution), cls, space).float().clamp(-1, 1)
-            edited, mask = edit(source[k], _alpha_batch(edit, a, n).to(device))
+            images, edited, mask = steering.pair(lat, cls, _alpha_batch(edit, a, n).to(device), source=source[k])
+            images = images.float().clamp(-1, 1)
             edited = background_fill(edited, mask, source[k])
             walked.append(estimator(images, cls).cpu())
             target.append(estimator(edited, cls).cpu())

@@ -71,13 +71,15 @@ def load_folder(folder, resolution: int):
     return torch.stack(images), torch.tensor(classes, dtype=torch.int64), names
 
 
-def folder_batches(images, classes, seed: int = 0):
-    """next_batch(step, n) drawing random images (with a random horizontal flip)."""
+def folder_batches(images, classes, seed: int = 0, flip: bool = True):
+    """next_batch(step, n) drawing random images, each mirrored left-right with probability
+    1/2 when `flip` (off for data whose mirror image is not data, such as digits)."""
     def next_batch(step, n):
         gen = torch.Generator().manual_seed(step_seed(seed, step, 2))
         idx = torch.randint(len(images), (n,), generator=gen)
         batch = images[idx]
-        flip = torch.rand(n, generator=gen) < 0.5
-        batch[flip] = batch[flip].flip(-1)
+        if flip:
+            mirrored = torch.rand(n, generator=gen) < 0.5
+            batch[mirrored] = batch[mirrored].flip(-1)
         return batch, classes[idx]
     return next_batch

@@ -2,10 +2,20 @@
 written once. Images are float32 in [-1, 1], NCHW; classes are int64 indices or None."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
+
+# What truncation means for a family (Generator.truncation_kind):
+#   "z"      a truncated normal z: entries beyond +-t are redrawn (steer's own families)
+#   "psi"    psi in W: w is pulled toward the (class) mean w (StyleGAN); applied in to_space
+#   "biggan" z from a normal truncated to +-2 times t, and the batch-norm statistics stored
+#            for t (BigGAN-deep); applied in sample and in synthesize
+TRUNCATION_KINDS = ("z", "psi", "biggan")
 
 
 @dataclass
@@ -20,33 +30,127 @@ class FirstLayer:
     latent: slice
 
 
+def file_sha256(path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a loaded generator came from, recorded in every file steer writes so that a walk,
+    an inversion or a render can reload its model by itself.
+
+    kind: "bundled" (a folder under models/), "folder" (a model folder a user gave) or
+    "checkpoint" (an official checkpoint file); name: the bundled name, or the folder's or
+    file's name; path: the resolved absolute path of the folder or file; sha256: of the
+    weights file (folders) or of the checkpoint file; family: the registry's family name."""
+
+    kind: str
+    name: str
+    path: str
+    sha256: str
+    family: str
+
+    def spec(self) -> str:
+        """What load_generator takes to load this model again."""
+        return self.name if self.kind == "bundled" else self.path
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "ModelSource":
+        from ..errors import SteerError
+        keys = ("kind", "name", "path", "sha256", "family")
+        if not isinstance(record, dict) or any(not isinstance(record.get(k), str) for k in keys):
+            raise SteerError(f"the recorded model source {record!r} is incomplete: pass --model")
+        return cls(**{k: record[k] for k in keys})
+
+
+@dataclass
+class Family:
+    """What a generator family declares to the registry (steer/generators/registry.py).
+
+    build(config) -> Generator from steer's own config.json (weights loaded by the registry);
+    read_checkpoint(obj, name) -> Generator or None, for an official checkpoint file read by
+    the restricted unpickler; read_folder(folder, config) -> Generator or None, for a
+    third-party model folder whose config.json has no "family"; weights_file(folder) -> the
+    file whose sha256 identifies such a folder. Training, where the family trains:
+    discriminator(G) -> a fresh D that fits G, recipe(**overrides) -> its TrainConfig.
+    small(seed) -> a small random instance, for the conformance tests."""
+
+    name: str
+    build: Callable
+    small: Callable
+    read_checkpoint: Callable | None = None
+    read_folder: Callable | None = None
+    weights_file: Callable | None = None
+    discriminator: Callable | None = None
+    recipe: Callable | None = None
+    notes: dict = field(default_factory=dict)
+
+
 class Generator(nn.Module):
     """Base class for adapters. Subclasses set the attributes and implement
-    `synthesize` (and `to_space` when they have more than one latent space)."""
+    `synthesize` (and `to_space` when they have more than one latent space).
 
+    Truncation is an argument, never state: `sample`, `to_space` and `synthesize` all take
+    `truncation=` and each applies it where the family does (see TRUNCATION_KINDS), so a
+    caller passes the same value to all three."""
+
+    family: str = ""
     name: str = ""
     resolution: int = 0
     num_classes: int = 0  # 0 when unconditional
     latent_dim: int = 0
     spaces: tuple = ("z",)
     default_space: str = "z"
+    truncation_kind: str = "z"
     class_names = None  # names of the classes by index, when the model has them
+    source: ModelSource | None = None  # set by the registry when it loads the model
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    def latent_shape(self, space: str | None = None) -> tuple:
+        """The shape of one latent in `space` (without the batch dimension)."""
+        self.check_space(space or self.default_space)
+        return (self.latent_dim,)
+
+    def check_truncation(self, truncation) -> float | None:
+        """A truncation value this family accepts, as a float (None stays None)."""
+        from ..errors import SteerError
+        if truncation is None:
+            return None
+        t = float(truncation)
+        if not t > 0 or t != t or t == float("inf"):
+            raise SteerError(f"truncation must be a positive number, got {truncation!r}")
+        if self.truncation_kind == "z" and t < 0.05:
+            # below this almost every draw lands outside the bound and redrawing cannot finish
+            raise SteerError(f"truncation {t:g} is too small for a truncated normal z: give at least 0.05")
+        return t
 
     def sample(self, n: int, seed: int = 0, truncation: float | None = None, classes=None):
         """Draw n latents (and classes) from a CPU generator seeded with `seed`, so the same
         seed gives the same latents on every device. Returns (z, classes or None)."""
         gen = torch.Generator().manual_seed(int(seed))
         z = torch.randn(n, self.latent_dim, generator=gen)
+        truncation = self.check_truncation(truncation) if self.truncation_kind == "z" else None
         if truncation is not None:
-            # resample entries beyond the truncation bound (truncated normal)
+            # resample entries beyond the truncation bound (truncated normal); at t >= 0.05 a
+            # draw lands inside with probability >= 4 %, so 2,000 rounds leave nothing out
             bad = z.abs() > truncation
-            while bad.any():
+            for _ in range(2000):
+                if not bad.any():
+                    break
                 z[bad] = torch.randn(int(bad.sum()), generator=gen)
                 bad = z.abs() > truncation
+            z = z.clamp(-truncation, truncation)
         if self.num_classes:
             if classes is None:
                 classes = torch.randint(self.num_classes, (n,), generator=gen)
@@ -63,12 +167,14 @@ class Generator(nn.Module):
         self.check_space(space)
         return z
 
-    def synthesize(self, latent, classes, space: str | None = None):
+    def synthesize(self, latent, classes, space: str | None = None, truncation: float | None = None):
         raise NotImplementedError
 
-    def forward(self, z, classes=None, space: str | None = None):
+    def forward(self, z, classes=None, space: str | None = None, truncation: float | None = None):
         space = space or self.default_space
-        return self.synthesize(self.to_space(z, classes, space), classes, space)
+        # an adapter written without truncation support is called without the keyword
+        kw = {} if truncation is None else {"truncation": truncation}
+        return self.synthesize(self.to_space(z, classes, space, **kw), classes, space, **kw)
 
     def check_space(self, space: str):
         if space not in self.spaces:

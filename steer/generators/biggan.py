@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SteerError
-from .base import FirstLayer, Generator
-from .registry import load_strict, read_config, register_folder_reader
+from .base import Family, FirstLayer, Generator
+from .loading import load_strict, read_config
 
 WEIGHTS_NAME = "pytorch_model.bin"
 CONFIG_NAME = "config.json"
@@ -256,6 +256,7 @@ class BigGANDeep(Generator):
     family = "biggan-deep"
     spaces = ("z",)
     default_space = "z"
+    truncation_kind = "biggan"
 
     def __init__(self, config: dict, name: str = "biggan-deep"):
         super().__init__()
@@ -264,7 +265,6 @@ class BigGANDeep(Generator):
         self.resolution = self.cfg["output_dim"]
         self.num_classes = self.cfg["num_classes"]
         self.latent_dim = self.cfg["z_dim"]
-        self.truncation = 1.0  # used when sample/synthesize are not given one
         self.class_names = None
         if self.num_classes == 1000:
             from ..data import imagenet_class_names
@@ -272,17 +272,17 @@ class BigGANDeep(Generator):
         self.embeddings = nn.Linear(self.num_classes, self.latent_dim, bias=False)
         self.generator = _Synthesis(self.cfg)
 
-    @staticmethod
-    def check_truncation(truncation) -> float:
-        t = float(truncation)
-        if not 0 < t <= 1:
+    def check_truncation(self, truncation) -> float:
+        """None means 1 (no truncation); anything else must lie in (0, 1]."""
+        t = 1.0 if truncation is None else float(truncation)
+        if not 0 < t <= 1:  # also refuses NaN
             raise SteerError(f"BigGAN truncation must be in (0, 1], got {t:g}")
         return t
 
     def sample(self, n: int, seed: int = 0, truncation: float | None = None, classes=None):
         """z from a normal truncated to [-2, 2] and scaled by the truncation (as BigGAN's
         authors sample it), drawn on the CPU from `seed`."""
-        t = self.check_truncation(self.truncation if truncation is None else truncation)
+        t = self.check_truncation(truncation)
         gen = torch.Generator().manual_seed(int(seed))
         z = torch.randn(n, self.latent_dim, generator=gen)
         bad = z.abs() > 2
@@ -299,7 +299,7 @@ class BigGANDeep(Generator):
         self.check_space(space or "z")
         if classes is None:
             raise SteerError("BigGAN-deep is class-conditional: pass classes")
-        t = self.check_truncation(self.truncation if truncation is None else truncation)
+        t = self.check_truncation(truncation)
         classes = torch.as_tensor(classes, dtype=torch.int64, device=latent.device).reshape(-1)
         if classes.numel() == 1:
             classes = classes.expand(latent.shape[0])
@@ -323,7 +323,8 @@ class BigGANDeep(Generator):
         return FirstLayer(weight, bias, slice(0, self.latent_dim))
 
     def config(self) -> dict:
-        return dict(self.cfg)
+        """The release's config.json keys, plus the family for steer's own folders."""
+        return dict(self.cfg, family=self.family)
 
 
 @torch.no_grad()
@@ -420,11 +421,23 @@ def save_biggan_folder(model: BigGANDeep, folder) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, folder / WEIGHTS_NAME)
-    (folder / CONFIG_NAME).write_text(json.dumps(model.config(), indent=2) + "\n")
+    (folder / CONFIG_NAME).write_text(json.dumps(model.cfg, indent=2) + "\n")  # the release's keys only
 
 
-@register_folder_reader
 def read_biggan_folder(folder: Path, config: dict):
+    """The registry's hook for a release folder (pytorch_model.bin + config.json)."""
     if "family" in config or not is_biggan_folder(folder):
         return None
     return load_biggan_folder(folder)
+
+
+def build_biggan(config: dict) -> BigGANDeep:
+    return BigGANDeep({k: v for k, v in config.items() if k not in ("family", "class_names")})
+
+
+def small_biggan(seed: int = 0) -> BigGANDeep:
+    return random_biggan(128, channel_width=4, seed=seed, batch=2)
+
+
+FAMILY = Family(name="biggan-deep", build=build_biggan, small=small_biggan, read_folder=read_biggan_folder,
+                weights_file=lambda folder: Path(folder) / WEIGHTS_NAME)

@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import FirstLayer, Generator
-from .registry import register_family
+from .base import Family, FirstLayer, Generator
 
 
 def _channels(resolution: int, base: int, cap: int = 256) -> dict:
@@ -51,7 +50,7 @@ class DCGANGenerator(Generator):
         self.blocks = nn.ModuleList(blocks)
         self.to_rgb = nn.Conv2d(ch[resolution], 3, 1)
 
-    def synthesize(self, latent, classes=None, space=None):
+    def synthesize(self, latent, classes=None, space=None, truncation=None):
         self.check_space(space or "z")
         h = latent
         if self.embed is not None:
@@ -127,7 +126,27 @@ class DCGANDiscriminator(nn.Module):
                 "base_channels": self.base_channels}
 
 
-@register_family("dcgan")
 def build_dcgan(config: dict) -> DCGANGenerator:
     keys = ("resolution", "latent_dim", "num_classes", "embed_dim", "base_channels")
     return DCGANGenerator(**{k: config[k] for k in keys if k in config})
+
+
+def dcgan_discriminator(G) -> DCGANDiscriminator:
+    """The D `steer train` pairs with a DCGAN generator: three quarters of G's width."""
+    return DCGANDiscriminator(resolution=G.resolution, num_classes=max(G.num_classes, 1),
+                              base_channels=max(8, G.base_channels * 3 // 4))
+
+
+def dcgan_recipe(**overrides):
+    """Adam 2e-4, betas (0.5, 0.99), lazy R1 gamma 1 every 16 steps, EMA 0.999."""
+    from ..train import TrainConfig
+    return TrainConfig(**overrides)
+
+
+def small_dcgan(seed: int = 0) -> DCGANGenerator:
+    torch.manual_seed(seed)
+    return DCGANGenerator(resolution=16, latent_dim=8, num_classes=3, embed_dim=4, base_channels=8)
+
+
+FAMILY = Family(name="dcgan", build=build_dcgan, small=small_dcgan, discriminator=dcgan_discriminator,
+                recipe=dcgan_recipe)

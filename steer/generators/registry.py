@@ -1,55 +1,43 @@
-"""Names -> generators. A bundled model is a folder models/<name>/ holding config.json
-(with a "family" key), weights.safetensors and a README.md model card; a user path may be
-such a folder or its weights file. Families register a builder with @register_family."""
+"""Names -> generators. The registry is a leaf: it lists the families by module name and
+imports a family only when it is needed, so no family imports the registry.
+
+A bundled model is a folder models/<name>/ holding config.json (with a "family" key),
+weights.safetensors and a README.md model card; a user path may be such a folder, its
+weights file, a third-party folder a family reads (BigGAN-deep's pytorch_model.bin +
+config.json) or an official checkpoint file (read without running anything in it).
+
+Adding a family: one module that defines FAMILY = base.Family(...), and one line below.
+"""
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file, save_file
-
+from ..defaults import DEFAULT_MODEL
 from ..errors import SteerError
+from .loading import load_strict, read_config  # noqa: F401  (re-exported for older imports)
 
-_FAMILIES: dict = {}
-_CHECKPOINT_READERS: list = []
-_FOLDER_READERS: list = []
-DEFAULT_MODEL = "dssgan-shapes32"
+FAMILY_MODULES = {
+    "dcgan": "steer.generators.dcgan",
+    "dssgan": "steer.generators.dssgan.family",
+    "biggan-deep": "steer.generators.biggan",
+    "stylegan_xl": "steer.generators.stylegan_xl.family",
+}
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pkl")
 
 
-def register_family(name: str):
-    """Register builder(config: dict) -> Generator for configs whose "family" is `name`."""
-    def wrap(builder):
-        _FAMILIES[name] = builder
-        return builder
-    return wrap
+def family(name: str):
+    """The Family a family module declares; one SteerError line for an unknown name."""
+    if name not in FAMILY_MODULES:
+        raise SteerError(f"unknown generator family {name!r} (known: {', '.join(sorted(FAMILY_MODULES))})")
+    return importlib.import_module(FAMILY_MODULES[name]).FAMILY
 
 
-def register_checkpoint_reader(reader):
-    """Register reader(obj, name) -> Generator or None for third-party checkpoint files;
-    obj is what the restricted unpickler read (inert stubs and tensors)."""
-    _CHECKPOINT_READERS.append(reader)
-    return reader
-
-
-def register_folder_reader(reader):
-    """Register reader(folder, config) -> Generator or None for third-party model folders
-    (e.g. BigGAN-deep's pytorch_model.bin + config.json, whose config has no "family")."""
-    _FOLDER_READERS.append(reader)
-    return reader
-
-
-def load_strict(module, state: dict, what: str):
-    """module.load_state_dict(state, strict=True); a mismatch becomes one SteerError line,
-    "{what}: " and the first specific complaint (a missing, unexpected or misshapen key)."""
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        raise SteerError(f"{what}: {lines[1] if len(lines) > 1 else lines[0]}") from None
-    return module
+def families() -> list:
+    """Every registered Family, in registry order."""
+    return [family(name) for name in FAMILY_MODULES]
 
 
 def models_dir() -> Path:
@@ -91,36 +79,45 @@ def resolve_model_folder(name_or_path) -> Path:
     raise SteerError(f"unknown model '{text}': give a bundled name ({known}) or a path to a model folder")
 
 
-def read_config(folder: Path) -> dict:
-    try:
-        return json.loads((folder / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise SteerError(f"cannot read {folder / 'config.json'}: {e}") from None
+def _source(kind: str, name: str, path: Path, hashed: Path, family_name: str):
+    from .base import ModelSource, file_sha256
+    return ModelSource(kind=kind, name=name, path=str(path.resolve()), sha256=file_sha256(hashed),
+                       family=family_name)
+
+
+def _finish(generator, source, device):
+    import torch
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    generator.source = source
+    return generator.to(device).eval().requires_grad_(False)
 
 
 def load_generator(name_or_path=None, device=None):
     """Load a generator by bundled name, folder, weights file or official checkpoint file
-    (read without running anything from it), in eval mode."""
-    _ensure_families()
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    path = Path(str(name_or_path or DEFAULT_MODEL)).expanduser()
+    (read without running anything from it), in eval mode, with its `source` recorded."""
+    spec = str(name_or_path or DEFAULT_MODEL)
+    path = Path(spec).expanduser()
     if path.suffix in CHECKPOINT_SUFFIXES:
         generator = load_checkpoint_file(path)
-        return generator.to(device).eval().requires_grad_(False)
-    folder = resolve_model_folder(name_or_path or DEFAULT_MODEL)
+        return _finish(generator, _source("checkpoint", path.name, path, path, generator.family), device)
+    folder = resolve_model_folder(spec)
+    bundled = folder.parent.resolve() == models_dir().resolve() and "/" not in spec
+    kind, name = ("bundled", folder.name) if bundled else ("folder", folder.name)
     config = read_config(folder)
-    for reader in _FOLDER_READERS:
-        generator = reader(folder, config)
-        if generator is not None:
-            return generator.to(device).eval().requires_grad_(False)
-    family = config.get("family")
-    if family not in _FAMILIES:
-        raise SteerError(f"{folder}: unknown generator family '{family}' "
-                         f"(known: {', '.join(sorted(_FAMILIES))})")
-    generator = _FAMILIES[family](config)
+    if "family" not in config:
+        for fam in families():
+            generator = fam.read_folder(folder, config) if fam.read_folder else None
+            if generator is not None:
+                return _finish(generator, _source(kind, name, folder, fam.weights_file(folder), fam.name), device)
+    fam = family(config.get("family")) if isinstance(config.get("family"), str) else None
+    if fam is None:
+        raise SteerError(f"{folder / 'config.json'} names no generator family "
+                         f"(known: {', '.join(sorted(FAMILY_MODULES))})")
     weights = folder / "weights.safetensors"
     if not weights.is_file():
         raise SteerError(f"{folder} has no weights.safetensors")
+    generator = fam.build(config)
+    from safetensors.torch import load_file
     try:
         state = load_file(str(weights))
     except Exception as e:  # safetensors raises its own error types for corrupt headers
@@ -129,11 +126,33 @@ def load_generator(name_or_path=None, device=None):
     generator.name = folder.name
     if "class_names" in config:
         generator.class_names = list(config["class_names"])
-    return generator.to(device).eval().requires_grad_(False)
+    return _finish(generator, _source(kind, name, folder, weights, fam.name), device)
+
+
+def load_source(record: dict, device=None, what: str = "the file"):
+    """Reload the generator a file recorded as its `source` (ModelSource.to_dict()). A source
+    that has moved or whose weights changed is one SteerError line saying to pass --model."""
+    from .base import ModelSource, file_sha256
+    source = ModelSource.from_dict(record)
+    where = Path(source.path)
+    weights = where
+    if where.is_dir():
+        config = read_config(where)
+        fam = family(source.family)
+        weights = where / "weights.safetensors" if "family" in config else fam.weights_file(where)
+    if not weights.is_file():
+        raise SteerError(f"{what} was made with {source.path} ({source.kind} model {source.name!r}), which is "
+                         "no longer there: pass --model to say which model to use")
+    if file_sha256(weights) != source.sha256:
+        raise SteerError(f"{what} was made with {source.path}, whose weights have changed since (sha256 differs): "
+                         "pass --model to use it anyway, or the model it was made with")
+    return load_generator(source.path if source.kind != "bundled" else source.name, device=device)
 
 
 def save_generator(generator, folder, card: str, extra_config: dict | None = None) -> None:
-    """Write generator as a bundled-format model folder."""
+    """Write a generator (of any family) as a steer model folder: config.json with its
+    "family", weights.safetensors and the README.md card."""
+    from safetensors.torch import save_file
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = dict(generator.config(), **(extra_config or {}))
@@ -150,16 +169,9 @@ def load_checkpoint_file(path: Path):
     if not path.is_file():
         raise SteerError(f"no such checkpoint file: {path}")
     obj = safe_load(path)
-    for reader in _CHECKPOINT_READERS:
-        generator = reader(obj, path.stem)
+    for fam in families():
+        generator = fam.read_checkpoint(obj, path.stem) if fam.read_checkpoint else None
         if generator is not None:
             return generator
-    raise SteerError(f"{path} is not a generator checkpoint steer knows (official DSS-GAN "
-                     "whole-module .pt files are)")
-
-
-def _ensure_families():
-    # importing a family module registers it
-    from . import biggan, dcgan  # noqa: F401
-    from .dssgan import generator, official  # noqa: F401
-    from .stylegan_xl import generator as _sgxl_generator, official as _sgxl_official  # noqa: F401
+    raise SteerError(f"{path} is not a generator checkpoint steer knows (official DSS-GAN whole-module .pt "
+                     "files and StyleGAN-XL .pkl snapshots are)")

@@ -24,7 +24,6 @@ from torch import nn
 
 from ...errors import SteerError
 from ..base import FirstLayer, Generator
-from ..registry import register_family
 from .mamba import MambaBlock
 
 DIRECTIONS = ("row_fwd", "row_bwd", "col_fwd", "col_bwd", "diag_left", "diag_right")
@@ -380,7 +379,8 @@ class DSSGANGenerator(Generator):
     def config(self) -> dict:
         return {"family": self.family, "generator": copy.deepcopy(self.cfg)}
 
-    def synthesize(self, latent, classes=None, space=None, direction_classes=None, stage_latents=None):
+    def synthesize(self, latent, classes=None, space=None, truncation=None, direction_classes=None,
+                   stage_latents=None):
         """latent (B, z_dim), classes (B,) int64 -> images (B, 3, R, R) in (-1, 1).
 
         direction_classes: optional (B, K) int64 class per scan direction, replacing the
@@ -435,7 +435,3 @@ class DSSGANGenerator(Generator):
         h = F.gelu(self.final_conv(self.refine(h)))
         return torch.tanh(self.to_rgb(h))
 
-
-@register_family("dssgan")
-def build_dssgan(config: dict) -> DSSGANGenerator:
-    return DSSGANGenerator(config["generator"])

@@ -9,7 +9,7 @@ themselves, the values the official forward would use.
 from __future__ import annotations
 
 from ...errors import SteerError
-from ..registry import load_strict, register_checkpoint_reader
+from ..loading import load_strict
 from ..safe_pickle import Stub, module_state_dict
 from .generator import DSSGANGenerator, mamba_stage_sizes
 
@@ -87,7 +87,6 @@ def generator_from_official(stub, name: str = "dssgan") -> DSSGANGenerator:
                        "official DSS-GAN checkpoint does not match its recorded settings")
 
 
-@register_checkpoint_reader
 def read_official_checkpoint(obj, name: str):
     """Registry hook: a whole pickled official Generator, or a dict holding one."""
     if isinstance(obj, dict):

@@ -10,7 +10,6 @@ import torch
 
 from ...errors import SteerError
 from ..base import Generator
-from ..registry import register_family
 from .network import MappingNetwork, SynthesisNetwork
 
 
@@ -18,6 +17,7 @@ class StyleGANXLGenerator(Generator):
     family = "stylegan_xl"
     spaces = ("z", "w", "w+")
     default_space = "w"
+    truncation_kind = "psi"
 
     def __init__(self, config: dict, name: str = "stylegan_xl"):
         super().__init__()
@@ -31,7 +31,6 @@ class StyleGANXLGenerator(Generator):
                                           config["input"], config["layers"], config.get("output_scale", 0.25))
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(self.latent_dim, self.num_classes, self.w_dim, self.num_ws, **config["mapping"])
-        self.truncation_psi = 1.0
         self.truncation_cutoff = None  # truncate the first `cutoff` ws only (None: all)
         self.centroids = None  # [K, w_dim]: multimodal truncation targets
 
@@ -61,9 +60,25 @@ class StyleGANXLGenerator(Generator):
         return self
 
     # ---- the interface -------------------------------------------------------------------
+    def latent_shape(self, space: str | None = None) -> tuple:
+        space = space or self.default_space
+        self.check_space(space)
+        return {"z": (self.latent_dim,), "w": (self.w_dim,), "w+": (self.num_ws, self.w_dim)}[space]
+
+    def check_truncation(self, truncation) -> float | None:
+        """psi toward the (class) mean w; None means 1 (none). Any finite number is allowed
+        (psi > 1 extrapolates away from the mean, as the official code allows)."""
+        if truncation is None:
+            return None
+        psi = float(truncation)
+        if psi != psi or abs(psi) == float("inf"):
+            raise SteerError(f"truncation psi must be a finite number, got {truncation!r}")
+        return psi
+
     def mapping_ws(self, z, classes=None, truncation: float | None = None):
-        """z -> ws [N, num_ws, w_dim] with this generator's truncation settings."""
-        psi = self.truncation_psi if truncation is None else float(truncation)
+        """z -> ws [N, num_ws, w_dim], truncated with psi = `truncation` (None: 1), toward
+        w_avg or the nearest centroid when centroids are set."""
+        psi = 1.0 if truncation is None else self.check_truncation(truncation)
         if self.num_classes and classes is None:
             raise SteerError("this StyleGAN-XL model is class-conditional: give classes")
         classes = None if classes is None else classes.to(self.device)
@@ -82,12 +97,13 @@ class StyleGANXLGenerator(Generator):
         ws = self.mapping_ws(z, classes, truncation)
         return ws[:, 0] if space == "w" else ws
 
-    def synthesize(self, latent, classes=None, space: str | None = None):
-        """-> images NCHW float32, the official raw output (about [-1, 1], not clamped)."""
+    def synthesize(self, latent, classes=None, space: str | None = None, truncation: float | None = None):
+        """-> images NCHW float32, the official raw output (about [-1, 1], not clamped).
+        `truncation` matters only for latents in z, which go through the mapping here."""
         space = space or self.default_space
         self.check_space(space)
         if space == "z":
-            ws = self.mapping_ws(latent, classes)
+            ws = self.mapping_ws(latent, classes, truncation)
         elif space == "w":
             ws = latent.unsqueeze(1).repeat(1, self.num_ws, 1)
         else:
@@ -106,8 +122,3 @@ class StyleGANXLGenerator(Generator):
 
     def config(self) -> dict:
         return copy.deepcopy(self._config)
-
-
-@register_family("stylegan_xl")
-def build(config: dict) -> StyleGANXLGenerator:
-    return StyleGANXLGenerator(config)

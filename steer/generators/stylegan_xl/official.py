@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ...errors import SteerError
-from ..registry import load_strict, register_checkpoint_reader
+from ..loading import load_strict
 from ..safe_pickle import PersistentStub, Stub, module_state_dict
 from .generator import StyleGANXLGenerator
 
@@ -117,7 +117,6 @@ def generator_from_official(stub, name: str = "stylegan_xl") -> StyleGANXLGenera
                        "StyleGAN-XL checkpoint does not match its recorded settings")
 
 
-@register_checkpoint_reader
 def read_official_checkpoint(obj, name: str):
     """Registry hook: a training snapshot dict (its G_ema) or a pickled generator itself."""
     if isinstance(obj, dict):
