@@ -74,9 +74,28 @@ class State:
 
 
 def latent_shapes(generator) -> dict:
-    """{space: the shape of one latent there}, from one sample."""
-    z, c = generator.sample(1, seed=0)
-    return {space: tuple(generator.to_space(z, c, space).shape[1:]) for space in generator.spaces}
+    """{space: the shape of one latent there}."""
+    return {space: tuple(generator.latent_shape(space)) for space in generator.spaces}
+
+
+def walks_model(folder, device=None):
+    """The generator the walk files under `folder` were learned on (they must agree); None
+    when the folder holds no walk files."""
+    from .steering import model_for
+    metas = []
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        try:
+            metas.append((path, read_meta(path)))
+        except SteerError:
+            continue
+    if not metas:
+        return None
+    named = {json.dumps(m.get("source") or m.get("model"), sort_keys=True) for _, m in metas}
+    if len(named) > 1:
+        raise SteerError(f"the walks under {folder} were learned on {len(named)} different models: "
+                         "pass --model to say which one to explore")
+    path, meta = metas[0]
+    return model_for(meta, None, device, what=str(path))
 
 
 def find_walks(generator, folder) -> list:

@@ -425,15 +425,14 @@ def phase_summary(phase: Phase) -> dict:
     return out
 
 
-def save_inversion(folder, inversion: Inversion, base, model: str, crop: dict, loss: str,
-                   extra: dict | None = None) -> dict:
+def save_inversion(folder, inversion: Inversion, base, crop: dict, loss: str, extra: dict | None = None) -> dict:
     """Write latent.safetensors, delta.safetensors and inversion.json into `folder`;
     returns the JSON written."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fingerprint = weights_fingerprint(base)
     save_delta(folder / "delta.safetensors", inversion.delta,
-               {"model": model, "base_fingerprint": fingerprint})
+               {"model": model_label(base), "base_fingerprint": fingerprint})
     latent_tensors = {"latent": inversion.latent.detach().cpu().contiguous()}
     atomic_write(folder / "latent.safetensors", lambda f: f.write(safetensors_bytes(latent_tensors)))
     info = {

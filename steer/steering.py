@@ -44,7 +44,10 @@ def model_for(meta: dict, model=None, device=None, what: str = "the walk"):
     """The generator a file's metadata names: `model` when given (an override), else its
     recorded source (checked: moved or changed weights are one line asking for --model),
     else the bundled name that files written before sources were recorded carry."""
+    from .generators.base import Generator
     from .generators.registry import load_generator, load_source
+    if isinstance(model, Generator):
+        return model
     if model is not None:
         return load_generator(model, device=device)
     if meta.get("source") is not None:
@@ -119,6 +122,10 @@ class Steering:
 
     def synthesize(self, latent, classes):
         return self.generator.synthesize(latent, classes, self.space, **self._truncation_kw())
+
+    def alpha(self, value, n: int, channel: str = "all") -> torch.Tensor:
+        """One alpha repeated for a batch of n, as pair() and move() take it."""
+        return alpha_batch(self.edit, value, n, channel)
 
     def move(self, latent, alpha):
         """walk(latent, alpha); alpha is per sample, as alpha_batch gives it."""
@@ -208,7 +215,8 @@ class Steering:
 
     @classmethod
     def load(cls, path, model=None, device=None, truncation=None):
-        """The walk at `path` with the generator it names (or `model`, which overrides it),
+        """The walk at `path` with the generator it names (or `model`, a name, path or loaded
+        Generator, which overrides it),
         the space and the truncation it was learned under (or `truncation`). Returns
         (steering, meta)."""
         from .walks import load

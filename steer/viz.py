@@ -46,9 +46,10 @@ def png_bytes(image: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
-def save_strip_grid(strips: torch.Tensor, alphas, path, upscale: int = 1, title: str | None = None) -> None:
+def save_strip_grid(strips: torch.Tensor, alphas, path, upscale: int = 1, title: str | None = None,
+                    row_labels=None) -> None:
     """strips: (rows, len(alphas), 3, H, W). One row per sample, one column per alpha,
-    with the alpha values written above the columns."""
+    with the alpha values written above the columns and `row_labels` (one per row) left of them."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -62,7 +63,12 @@ def save_strip_grid(strips: torch.Tensor, alphas, path, upscale: int = 1, title:
     cell = picture.width / cols
     ax.set_xticks([cell * (i + 0.5) for i in range(cols)])
     ax.set_xticklabels([format_alpha(a) for a in alphas], fontsize=8)
-    ax.set_yticks([])
+    if row_labels:
+        height = picture.height / rows
+        ax.set_yticks([height * (r + 0.5) for r in range(rows)])
+        ax.set_yticklabels(row_labels, fontsize=7)
+    else:
+        ax.set_yticks([])
     ax.xaxis.tick_top()
     if title:
         ax.set_title(title, fontsize=9, pad=18)

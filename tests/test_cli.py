@@ -1,29 +1,11 @@
 """The CLI's user mistakes: one line on stderr, exit status 2, no traceback."""
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from steer.walks import LinearWalk, save
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_steer(*args, env=None, cwd=None):
-    full_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "steer.cli", *args], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=300)
-
-
-def assert_user_error(result, *words):
-    assert result.returncode == 2, result.stderr
-    lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
+from tests.conftest import REPO, assert_user_error, run_steer
 
 
 def test_unknown_model():

@@ -10,7 +10,7 @@ from steer import load_generator
 from steer.errors import SteerError
 from steer.generators.dssgan.configs import official_config, small_config
 from steer.generators.dssgan.generator import DIRECTIONS, DSSGANGenerator, scan, scan_indices, unscan
-from tests.test_cli import run_steer
+from tests.conftest import run_steer
 from tests.test_safe_pickle import FIXTURES, needs_fixtures
 
 OFFICIAL = FIXTURES / "dssgan_official"

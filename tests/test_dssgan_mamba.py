@@ -1,6 +1,5 @@
 """steer's Mamba against the official DSS-GAN token stage (fixture made by the official code)."""
 import numpy as np
-import pytest
 import torch
 from safetensors.torch import load_file
 

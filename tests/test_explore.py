@@ -19,10 +19,10 @@ import urllib.request
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from conftest import REPO
-from test_cli import assert_user_error, run_steer
+from conftest import REPO, assert_user_error, run_steer
 
 ZOOM_WALK = REPO / "walks" / "dssgan-shapes32" / "zoom" / "walk.safetensors"
 
@@ -167,19 +167,30 @@ def test_colour_save_round_trips_through_render(tmp_path):
     assert (tmp_path / "b" / "frames" / "row0_alpha0.png").read_bytes() == png
 
 
-def test_truncation_reaches_the_generator(tiny_generator, tmp_path):
-    """A model with a truncation setting gets it from the request (else the walk's, else its own)."""
+def test_truncation_reaches_the_generator(tmp_path):
+    """A model whose truncation is part of it (StyleGAN psi) gets it from the request, else from
+    the walk, else none; it is an argument of each render, so no request changes the model."""
     from steer.explore import Explorer, find_walks
+    from steer.generators.registry import family
+    from steer.steering import Steering
     from steer.walks import LinearWalk, save
-    save(LinearWalk((8,), sliders=1), tmp_path / "walks" / "zoom.safetensors", {"model": "tiny", "space": "z", "edit": "zoom"})
-    tiny_generator.truncation_psi = 1.0  # as a StyleGAN adapter has
-    explorer = Explorer(tiny_generator, find_walks(tiny_generator, tmp_path / "walks"), "tiny", tmp_path / "saves")
+    G = family("stylegan_xl").small(0)
+    save(LinearWalk(G.latent_shape("w"), sliders=1, seed=1), tmp_path / "walks" / "zoom.safetensors",
+         {"model": "small", "space": "w", "edit": "zoom"})
+    explorer = Explorer(G, find_walks(G, tmp_path / "walks"), "small", tmp_path / "saves")
     assert explorer.info()["truncation"] == {"kind": "psi", "default": 1.0}
     assert [w["id"] for w in explorer.info()["walks"]] == ["zoom"]
-    explorer.image_png(explorer.parse({"walk": "zoom", "alpha": "2", "truncation": "0.5"}))
-    assert tiny_generator.truncation_psi == 0.5
-    explorer.image_png(explorer.parse({"walk": "zoom", "alpha": "2"}))
-    assert tiny_generator.truncation_psi == 1.0
+    entry = explorer.walks["zoom"]
+
+    def expected(truncation):
+        steering = Steering(G, entry.walk, entry.edit, "w", truncation=truncation)
+        latent, c = steering.rows([0])
+        return steering.strips(latent, c, [2.0])[0][0]
+
+    half = explorer._render(explorer.parse({"walk": "zoom", "alpha": "2", "truncation": "0.5"}), [2.0])[0][0]
+    plain = explorer._render(explorer.parse({"walk": "zoom", "alpha": "2"}), [2.0])[0][0]
+    assert torch.equal(half, expected(0.5)) and torch.equal(plain, expected(None))
+    assert not torch.equal(half, plain)
     with pytest.raises(Exception, match="truncation must be in"):
         explorer.parse({"walk": "zoom", "alpha": "2", "truncation": "2.5"})
 

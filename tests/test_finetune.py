@@ -10,7 +10,7 @@ from steer.generators.dcgan import DCGANDiscriminator, DCGANGenerator
 from steer.losses import masked_l2
 from steer.steerability import background_fill
 from steer.train import TrainConfig, train_gan
-from tests.test_cli import run_steer
+from tests.conftest import run_steer
 
 
 def small_pair(seed=0):

@@ -128,7 +128,7 @@ def test_delta_round_trip_is_exact_and_smaller_than_the_weights(bundled_generato
     images, classes = generated(G, seed=7)
     result = invert(G, images, InvertConfig(project_steps=10, tune_steps=20, patience=None, target_psnr=None),
                     class_index=int(classes[0]))
-    save_inversion(tmp_path, result, G, "dcgan-shapes32", {"note": "test"}, "l2")
+    save_inversion(tmp_path, result, G, {"note": "test"}, "l2")
     tuned, latent, loaded_classes, info = load_inversion(tmp_path, G)
     assert torch.equal(latent, result.latent) and torch.equal(loaded_classes, result.classes)
     z, c = G.sample(4, seed=0)
@@ -146,7 +146,7 @@ def test_delta_refuses_another_base(bundled_generator, tiny_generator, tmp_path)
     images, classes = generated(G, seed=7)
     result = invert(G, images, InvertConfig(project_steps=2, tune_steps=2, patience=None, target_psnr=None),
                     class_index=int(classes[0]))
-    save_inversion(tmp_path, result, G, "dcgan-shapes32", {}, "l2")
+    save_inversion(tmp_path, result, G, {}, "l2")
     with pytest.raises(SteerError, match="other weights"):
         load_inversion(tmp_path, tiny_generator)
     with pytest.raises(SteerError, match="does not have"):
@@ -309,7 +309,7 @@ def test_edit_refuses_a_walk_for_another_latent(tmp_path, monkeypatch, capsys, b
     images, classes = generated(G, seed=7)
     result = invert(G, images, InvertConfig(project_steps=2, tune_steps=2, patience=None, target_psnr=None),
                     class_index=int(classes[0]))
-    save_inversion(tmp_path / "inv", result, G, "dcgan-shapes32", {"source": "x.png"}, "l2")
+    save_inversion(tmp_path / "inv", result, G, {"source": "x.png"}, "l2")
     save(LinearWalk((8,)), tmp_path / "w.safetensors", {"model": "other", "space": "z", "edit": "zoom"})
     code, _, err = run_main(monkeypatch, capsys, "edit", "--inversion", tmp_path / "inv", "--walk",
                             tmp_path / "w.safetensors")

@@ -77,7 +77,7 @@ def test_lpips_diversity_sees_collapse():
 def test_steer_evaluate_writes_json_and_table(tmp_path):
     import json
 
-    from tests.test_cli import assert_user_error, run_steer
+    from tests.conftest import assert_user_error, run_steer
     out = tmp_path / "ev.json"
     result = run_steer("evaluate", "--model", "dcgan-shapes32", "--samples", "200", "--out", str(out),
                        "--device", "cpu")

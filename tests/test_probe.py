@@ -133,7 +133,7 @@ def test_probe_command_writes_json_and_figures(tmp_path):
     import json
 
     from steer.generators.registry import save_generator
-    from tests.test_cli import assert_user_error, run_steer
+    from tests.conftest import assert_user_error, run_steer
 
     save_generator(small_dssgan(("row_fwd", "col_fwd")), tmp_path / "tiny", "# tiny\n")
     result = run_steer("probe", "--model", str(tmp_path / "tiny"), "--samples", "6", "--out", str(tmp_path / "p"),

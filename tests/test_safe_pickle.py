@@ -93,7 +93,7 @@ def test_hostile_pickles_are_refused_and_nothing_runs(tmp_path, as_zip, kind):
 
 
 def test_cli_refuses_a_hostile_model_file(tmp_path):
-    from tests.test_cli import run_steer
+    from tests.conftest import run_steer
     marker = tmp_path / "pwned"
     path = tmp_path / "G_full_ema_epoch_001.pt"
     path.write_bytes(pickle.dumps(_hostile_payloads(marker)["os.system"], protocol=2))

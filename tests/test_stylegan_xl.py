@@ -292,7 +292,7 @@ def test_forbidden_global_inside_a_snapshot_is_refused(tmp_path, monkeypatch):
     path.write_bytes(pickle.dumps({"G_ema": _Persistent(reconstruct, meta)}, protocol=4))
     with pytest.raises(SteerError, match="asks to run code"):
         load_generator(path, device="cpu")
-    from tests.test_cli import run_steer
+    from tests.conftest import run_steer
     result = run_steer("models", "--model", str(path))
     assert result.returncode == 2 and "asks to run code" in result.stderr and "Traceback" not in result.stderr
     assert not marker.exists()
@@ -300,7 +300,7 @@ def test_forbidden_global_inside_a_snapshot_is_refused(tmp_path, monkeypatch):
 
 @needs_fixture
 def test_cli_models_sample_walk_render(tmp_path):
-    from tests.test_cli import run_steer
+    from tests.conftest import run_steer
     result = run_steer("models", "--model", str(SNAPSHOT))
     assert result.returncode == 0 and "stylegan_xl" in result.stdout and "z, w, w+" in result.stdout
     assert "w+: 7 layers x 96" in result.stdout

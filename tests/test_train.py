@@ -7,7 +7,7 @@ from steer.data.folder import load_folder
 from steer.data.shapes import shapes_batches
 from steer.generators.dcgan import DCGANDiscriminator, DCGANGenerator
 from steer.train import TrainConfig, train_gan
-from tests.test_cli import run_steer
+from tests.conftest import run_steer
 
 
 def small_pair():

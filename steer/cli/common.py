@@ -2,7 +2,6 @@
 
 Torch-free at import; every heavy import is inside the function that needs it.
 """
-import json
 import os
 import shlex
 import sys
@@ -66,107 +65,36 @@ def parse_layers(text):
     return start, stop
 
 
-def pick_classes(generator, class_option, n, classes_option=None):
-    """--class K -> K for every sample; --classes A,B,... -> cycled over the samples; none ->
-    cycle through all the classes. Classes are indices or names."""
-    import torch
-
-    from ..generators.base import class_index
-    if not generator.num_classes:
-        if class_option is not None or classes_option:
-            raise SteerError(f"{generator.name} is unconditional: drop --class")
-        return None
-    if class_option is not None and classes_option:
-        raise SteerError("give --class or --classes, not both")
-    if classes_option:
-        chosen = [class_index(generator, part, "--classes") for part in classes_option.split(",") if part.strip()]
-        if not chosen:
-            raise SteerError("--classes is empty")
-        return torch.tensor(chosen, dtype=torch.int64).repeat(n // len(chosen) + 1)[:n]
-    if class_option is None:
-        return torch.arange(n) % generator.num_classes
-    return torch.full((n,), class_index(generator, class_option), dtype=torch.int64)
-
-
 def open_generator(model, device):
     from ..generators import load_generator
     return load_generator(model, device=device)
 
 
-def set_w_truncation(generator, truncation, centroids):
-    """Generators that truncate in W (StyleGAN) take psi and centroids as settings; returns
-    what is left for truncating z (None for those). BigGAN truncates z and its batch-norm
-    statistics alike: the setting goes to synthesis and the value is returned for z."""
-    if not hasattr(generator, "truncation_psi"):
-        if centroids:
-            raise SteerError(f"--centroids is for StyleGAN-XL models; {generator.name} has no W space")
-        if truncation is not None and hasattr(generator, "check_truncation"):
-            generator.truncation = generator.check_truncation(truncation)
-        return truncation
-    if truncation is not None:
-        generator.truncation_psi = truncation
-    if centroids:
-        generator.set_centroids(centroids)
-    return None
+def real_images(generator, data: str, n: int, seed: int, mnist_split: str = "train"):
+    """(images, classes) of real data to compare a generator with: 'shapes' (drawn with the
+    spreads the model was trained on), 'mnist' (a split of the digits) or an image folder."""
+    if data == "shapes":
+        from ..data import training_shapes
+        from ..data.shapes import sample_shapes
+        images, attrs = sample_shapes(n, seed=seed, resolution=generator.resolution, config=training_shapes(generator))
+        return images, attrs["class"]
+    if data == "mnist":
+        from ..data.mnist import load_mnist
+        images, classes, _ = load_mnist(mnist_split, generator.resolution)
+        return images, classes
+    from ..data.folder import load_folder
+    images, classes, _ = load_folder(data, generator.resolution)
+    return images, classes
 
 
-def training_shapes(model):
-    """The ShapesConfig a model folder says it was trained on (its class names are the shapes
-    classes; `shapes_config` in config.json when the spreads were not the default), else None."""
-    from ..data.shapes import SHAPE_CLASSES, ShapesConfig
-    from ..generators.registry import read_config, resolve_model_folder
-    try:
-        config = read_config(resolve_model_folder(model))
-    except (SteerError, OSError, ValueError):
-        return None
-    if config.get("class_names") != list(SHAPE_CLASSES):
-        return None
-    return ShapesConfig.from_dict(config["shapes_config"]) if "shapes_config" in config else ShapesConfig()
-
-
-def read_render_settings(path) -> dict:
-    """A render.json, or the JSON steer explore's Save writes: the keys `steer render` reads
-    (walk, model, seeds, class, classes, alphas, truncation, channel); other keys are notes."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise SteerError(f"--settings {path} does not exist") from None
-    except (OSError, ValueError) as e:
-        raise SteerError(f"--settings {path} is not a readable JSON file ({e})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("walk"), str):
-        raise SteerError(f"--settings {path} must be a JSON object naming a \"walk\" file, as render.json "
-                         "or steer explore's Save write it")
-    walk = Path(data["walk"])
-    beside = Path(path).parent / walk
-    if not walk.is_absolute() and not walk.exists() and beside.exists():
-        data["walk"] = str(beside)  # a relative walk path is also looked up next to the settings file
-    return data
-
-
-def settings_alphas(values, sliders: int) -> list:
-    """Alphas from a settings file: numbers, or for a colour walk also [r, g, b] triples."""
-    def number(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-    ok = isinstance(values, list) and values and all(
-        number(v) or (sliders > 1 and isinstance(v, list) and len(v) == sliders and all(map(number, v)))
-        for v in values)
-    if not ok:
-        shape = " (or lists of one value per slider)" if sliders > 1 else ""
-        raise SteerError(f"--settings: \"alphas\" must be a list of numbers{shape}, got {json.dumps(values)}")
-    return values
-
-
-def check_walk_for(walk_path, generator, space, latent_shape):
-    """Load a walk and make sure it moves latents of this shape in this space."""
-    from ..edits import get_edit
-    from ..walks import load
-    w, meta = load(walk_path)
-    walk_space = meta.get("space", generator.default_space)
-    if walk_space != space or tuple(w.latent_shape) != tuple(latent_shape):
-        raise SteerError(f"{walk_path} walks {tuple(w.latent_shape)} latents in {walk_space} "
-                         f"({meta.get('model')}), but the inversion's pivot is {tuple(latent_shape)} in {space}: "
+def walk_for_pivot(walk_path, generator, space):
+    """The walk at `walk_path` on `generator`, checked to move latents of that space."""
+    from ..steering import Steering
+    steering, meta = Steering.load(walk_path, model=generator)
+    if steering.space != space:
+        raise SteerError(f"{walk_path} walks in {steering.space}, but the inversion's pivot is in {space}: "
                          "give a walk learned on the same model and space")
-    return w.to(generator.device), meta, get_edit(meta["edit"])
+    return steering, meta
 
 
 def reconstruction_loss_module(allow_l2: bool):
@@ -195,34 +123,3 @@ def save_model_and_samples(G, out: Path, card: str, extra_config: dict) -> None:
     z, c = G.sample(64, seed=0, classes=torch.arange(64) % G.num_classes if G.num_classes else None)
     with torch.no_grad():
         save_grid(G.synthesize(z, c), out / "samples.png", columns=8, upscale=max(1, 64 // G.resolution))
-
-
-def _dssgan_setup(resolution, num_classes, channels, d_state, directions, steps, batch, lr, lr_d, r1_gamma, seed):
-    """A small DSS-GAN, its discriminator and the official training recipe."""
-    from ..generators.dssgan.configs import default_channels, small_config
-    from ..finetune import discriminator_for
-    from ..generators.dssgan.generator import DIRECTIONS, DSSGANGenerator, init_for_training
-    from ..train import TrainConfig
-
-    sizes = []
-    while 8 * 2 ** len(sizes) <= resolution:
-        sizes.append(8 * 2 ** len(sizes))
-    if channels is None:
-        widths = default_channels(resolution)
-    else:
-        widths = parse_numbers(channels, "--channels", int)
-        if len(widths) != len(sizes) or min(widths) < 1:
-            raise SteerError(f"--channels needs {len(sizes)} positive widths, one per size "
-                             f"{', '.join(map(str, sizes))}")
-    scan_directions = [d for d in directions.replace(" ", "").split(",") if d]
-    unknown = [d for d in scan_directions if d not in DIRECTIONS]
-    if unknown or not scan_directions or len(set(scan_directions)) != len(scan_directions):
-        raise SteerError(f"--directions must list distinct scan directions from {', '.join(DIRECTIONS)}; "
-                         f"got '{directions}'")
-    G = init_for_training(DSSGANGenerator(small_config(resolution, num_classes, channels=widths, d_state=d_state,
-                                                       directions=scan_directions)))
-    D = discriminator_for(G)
-    overrides = {"steps": steps, "batch": batch, "seed": seed}
-    overrides.update({k: v for k, v in (("lr", lr), ("lr_d", lr_d), ("r1_gamma", r1_gamma)) if v is not None})
-    config = TrainConfig.dssgan_official(**overrides)
-    return G, D, config, "A class-conditional DSS-GAN (Mamba generator, steer's `dssgan` family)"

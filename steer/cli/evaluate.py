@@ -7,14 +7,14 @@ import click
 from ..errors import SteerError
 from .common import (
     model_option, device_option, seed_option, walk_file_option, walk_model_option, writable_dir, command_line,
-    parse_numbers, pick_classes, open_generator, training_shapes,
+    parse_numbers, open_generator, real_images,
 )
 
 
 @click.command("evaluate")
 @model_option
-@click.option("--data", default="shapes", show_default=True,
-              help="Real images to compare with: 'shapes' or a folder of images (sub-folders are classes).")
+@click.option("--data", default=None, help="Real images to compare with: 'shapes', 'mnist' (the 1,000 held-out digits) or a "
+                                 "folder of images (sub-folders are classes) [the model's own training data].")
 @click.option("--samples", default=2000, show_default=True, type=click.IntRange(20), help="Generated samples.")
 @click.option("--class", "class_", default=None, type=int, help="Evaluate one class only.")
 @click.option("--features", default=None,
@@ -41,9 +41,11 @@ def evaluate_command(model, data, samples, class_, features, bins, seed, out, de
     import torch
     from tqdm.auto import tqdm
 
+    from ..data import training_data
     from ..metrics import evaluate_generator
 
     G = open_generator(model, device)
+    data = data or training_data(G) or "shapes"
     out = Path(out or Path("runs") / "evaluate" / f"{G.name}.json")
     writable_dir(out.parent)
     if class_ is not None and not 0 <= class_ < max(G.num_classes, 1):
@@ -51,14 +53,8 @@ def evaluate_command(model, data, samples, class_, features, bins, seed, out, de
     from ..metrics import feature_network
     name = features or ("shapes" if data == "shapes" else "pixels")
     features = feature_network(name)  # a missing weights file stops us before any work
-    if data == "shapes":
-        from ..data.shapes import sample_shapes
-        real, attrs = sample_shapes(samples, seed=seed + 1, resolution=G.resolution,
-                                    config=training_shapes(model))
-        real_classes = attrs["class"]
-    else:
-        from ..data.folder import load_folder
-        real, real_classes, _ = load_folder(data, G.resolution)
+    # held-out digits for MNIST: the generator never saw them
+    real, real_classes = real_images(G, data, samples, seed + 1, mnist_split="test")
     stages = ["generating", "features", "overall"] + [f"class {c}" for c in range(G.num_classes)
                                                        if class_ is None or c == class_]
     bar = tqdm(total=len(stages), desc="evaluate", dynamic_ncols=True)
@@ -96,8 +92,8 @@ def evaluate_command(model, data, samples, class_, features, bins, seed, out, de
               help="Comma-separated alphas [default: the edit's test range: zoom 1/16..16, shifts +-S px, colour +-1].")
 @click.option("--samples", default=200, show_default=True, type=click.IntRange(2), help="Latents walked per alpha.")
 @click.option("--data", default=None,
-              help="Training data to compare with: 'shapes', a folder of images, or 'none' "
-                   "[default: shapes for models trained on it, else none].")
+              help="Training data to compare with: 'shapes', 'mnist' (the 4,000 training digits), a folder of "
+                   "images, or 'none' [default: the model's own training data when steer knows it, else none].")
 @click.option("--data-samples", default=1000, show_default=True, type=click.IntRange(2),
               help="Real shapes drawn for the data distribution.")
 @click.option("--tolerance", default=None, type=click.FloatRange(0, min_open=True),
@@ -136,27 +132,19 @@ def quantify_command(walk_path, model, estimator, alphas, samples, data, data_sa
     from tqdm.auto import tqdm
 
     from ..attributes import get_estimator
-    from ..edits import get_edit
     from ..steerability import sweep
     from ..viz import save_achieved_vs_target, save_attribute_distributions
-    from ..walks import load
+    from ..data import training_data
+    from ..generators.base import pick_classes
+    from ..steering import Steering, model_label, source_record
 
-    w, meta = load(walk_path)
-    edit = get_edit(meta["edit"])
-    model = model or meta.get("model")
-    if not model:
-        raise SteerError(f"{walk_path} does not name its model: give --model")
-    G = open_generator(model, device)
-    space = meta.get("space", G.default_space)
-    G.check_space(space)
-    if hasattr(G, "truncation_psi") and meta.get("truncation") is not None:
-        G.truncation_psi = float(meta["truncation"])
+    steering, meta = Steering.load(walk_path, model=model, device=device)
+    G, edit, space = steering.generator, steering.edit, steering.space
     alpha_list = parse_numbers(alphas, "--alphas") if alphas else edit.test_alphas(G.resolution)
     edit.check_alphas(alpha_list, G.resolution)
     est = get_estimator(estimator, edit.name, category=coco_category, arch=detector, device=G.device) \
         if (estimator or "").startswith("detector") else get_estimator(estimator, edit.name)
-    shapes_config = training_shapes(model)
-    data = data or ("shapes" if shapes_config else "none")
+    data = data or training_data(G) or "none"
     classes = pick_classes(G, class_, samples)
     if est.name.startswith("detector_") and coco_category is None:
         from ..attributes import coco_to_imagenet
@@ -166,19 +154,10 @@ def quantify_command(walk_path, model, estimator, alphas, samples, data, data_sa
         if class_ is None:  # as the paper's code: only classes a COCO detector can find
             covered = torch.tensor(sorted(i for v in coco_to_imagenet().values() for i in v))
             classes = covered[torch.arange(samples) % len(covered)]
-    z, c = G.sample(1, seed=0, classes=None if classes is None else classes[:1])
-    if tuple(G.to_space(z, c, space).shape[1:]) != tuple(w.latent_shape):
-        raise SteerError(f"{walk_path} was learned for latents of shape {tuple(w.latent_shape)} "
-                         f"({meta.get('model')}), but {G.name} has {tuple(G.to_space(z, c, space).shape[1:])} in {space}")
     out = writable_dir(out or Path("runs") / "quantify" / f"{G.name}-{edit.name}")
     real = real_classes = None
-    if data == "shapes":
-        from ..data.shapes import sample_shapes
-        real, attrs = sample_shapes(data_samples, seed=seed + 1, resolution=G.resolution, config=shapes_config)
-        real_classes = attrs["class"]
-    elif data != "none":
-        from ..data.folder import load_folder
-        real, real_classes, _ = load_folder(data, G.resolution)
+    if data != "none":
+        real, real_classes = real_images(G, data, data_samples, seed + 1, mnist_split="train")
     features = features or ("shapes" if data == "shapes" else "none")
     feature_fn = None
     if features != "none" and real is not None:
@@ -191,11 +170,12 @@ def quantify_command(walk_path, model, estimator, alphas, samples, data, data_sa
         bar.update(done - bar.n)
 
     with torch.no_grad():
-        result = sweep(G, w.to(G.device).eval(), edit, est, alphas=alpha_list, samples=samples, seed=seed,
+        result = sweep(G, steering.walk, edit, est, alphas=alpha_list, samples=samples, seed=seed,
                        space=space, classes=classes, data=real, data_classes=real_classes, features=feature_fn,
-                       tolerance=tolerance, batch=batch, progress=progress)
+                       tolerance=tolerance, batch=batch, progress=progress, truncation=steering.truncation)
     bar.close()
-    result = {"model": G.name, "walk": str(walk_path), "data": result.pop("data", None),
+    result = {"model": model_label(G), "source": source_record(G), "walk": str(walk_path),
+              "data": result.pop("data", None),
               "data_source": data, **result, "command": command_line()}
     (out / "quantify.json").write_text(json.dumps(result, indent=1) + "\n")
     save_attribute_distributions(result, out / "distributions.png")

@@ -5,14 +5,17 @@ from pathlib import Path
 import click
 
 from ..errors import SteerError
+from ..defaults import DEFAULT_MODEL
 from .common import (
-    model_option, device_option, seed_option, walk_file_option, writable_dir, command_line, parse_numbers,
-    open_generator, training_shapes, check_walk_for, reconstruction_loss_module,
+    device_option, seed_option, walk_file_option, writable_dir, command_line, parse_numbers,
+    open_generator, walk_for_pivot, reconstruction_loss_module,
 )
 
 
 @click.command("invert")
-@model_option
+@click.option("--model", default=None,
+              help="Bundled model name, model folder or official checkpoint file [the model --walk was learned "
+                   "on; without --walk, the default model].")
 @click.option("--image", required=True, help="The photo: any image Pillow reads (RGB, greyscale, RGBA, 16-bit, ...).")
 @click.option("--class", "class_", default=None,
               help="The photo's class, index or name [default: try every class for 30 steps and keep the best; "
@@ -63,17 +66,19 @@ def invert_command(model, image, class_, out, allow_l2, project_steps, tune_step
     from ..invert import InvertConfig, invert as run_inversion, load_photo, save_inversion, walk_health
     from ..viz import save_grid, save_image
 
-    G = open_generator(model, device)
+    if model is None and walk_path:
+        from ..steering import model_for
+        from ..walks import read_meta
+        G = model_for(read_meta(walk_path), None, device, what=str(walk_path))
+    else:
+        G = open_generator(model or DEFAULT_MODEL, device)
     photo, crop = load_photo(image, G.resolution, max_pixels=max_pixels)
     out = writable_dir(out or Path("runs") / "invert" / Path(image).stem)
     if class_ is not None and not G.num_classes:
         raise SteerError(f"{G.name} is unconditional: drop --class")
     class_index_ = None if class_ is None else class_index(G, class_)
     lpips = reconstruction_loss_module(allow_l2)
-    walk = None
-    if walk_path:
-        latent_shape = tuple(G.to_space(*G.sample(1, seed=0), G.default_space).shape[1:])
-        walk, walk_meta, edit = check_walk_for(walk_path, G, G.default_space, latent_shape)
+    steering = walk_for_pivot(walk_path, G, G.default_space)[0] if walk_path else None
     settings = dict(project_steps=project_steps, tune_steps=tune_steps, tune_lr=tune_lr, locality_weight=locality,
                     seed=seed, patience=patience or None, target_psnr=target_psnr or None)
     config = InvertConfig.official(**{k: v for k, v in settings.items() if k not in ("patience", "target_psnr")}) \
@@ -87,11 +92,11 @@ def invert_command(model, image, class_, out, allow_l2, project_steps, tune_step
     save_grid(torch.cat([photo.to(G.device), result.projected_image, result.tuned_image]), out / "reconstruction.png",
               columns=3, upscale=upscale)
     measurements = {"projection": None, "tuning": None}
-    if walk is not None:
-        measurements["walk_health"] = dict(walk_health(G, result.generator, walk, edit, result.latent,
-                                                       result.classes, result.space, seed=seed),
+    if steering is not None:
+        measurements["walk_health"] = dict(walk_health(G, result.generator, steering.walk, steering.edit,
+                                                       result.latent, result.classes, result.space, seed=seed),
                                            walk=str(walk_path))
-    info = save_inversion(out, result, G, model, crop, "l2+lpips" if lpips else "l2 (LPIPS unavailable)",
+    info = save_inversion(out, result, G, crop, "l2+lpips" if lpips else "l2 (LPIPS unavailable)",
                           extra={"command": command_line()})
     measurements.update(info["measurements"], loss=info["loss"], lpips_available=lpips is not None)
     (out / "measurements.json").write_text(json.dumps(measurements, indent=2) + "\n")
@@ -99,7 +104,7 @@ def invert_command(model, image, class_, out, allow_l2, project_steps, tune_step
     chosen = "" if info["class"] is None else f"class {info['class']} ({info['class_chosen_by']}); "
     click.echo(f"{chosen}PSNR {p['psnr_db']:.2f} dB after projection ({p['steps']} steps, {p['seconds']:.1f} s), "
                f"{t['psnr_db']:.2f} dB after tuning ({t['steps']} steps, {t['seconds']:.1f} s)")
-    if walk is not None:
+    if steering is not None:
         h = measurements["walk_health"]
         click.echo(f"walk error: {h['tuned_at_pivot']:.4f} at the pivot on the tuned model, "
                    f"{h['base_at_samples']:.4f} on the base model at {h['samples']} samples")
@@ -127,28 +132,37 @@ def edit_command(inversion_dir, walk_path, alphas, model, out, device):
       steer edit --inversion runs/invert/photo --walk walks/dcgan-shapes32/zoom/walk.safetensors --alphas 0.5,1,2
     """
     from ..attributes import EDIT_ESTIMATORS, get_estimator
+    from ..data import training_data
     from ..invert import load_inversion, read_inversion, walk_health
-    from ..render import render_walk
+    from ..steering import Steering, model_for
     from ..viz import save_gif, save_strip_grid
 
     info = read_inversion(inversion_dir)
-    base = open_generator(model or info["model"], device)
+    base = model_for(info, model, device, what=f"the inversion in {inversion_dir}")
     tuned, latent, classes, info = load_inversion(inversion_dir, base)
-    walk, meta, edit_ = check_walk_for(walk_path, base, info["space"], latent.shape[1:])
+    steering = walk_for_pivot(walk_path, base, info["space"])[0]
+    walk, edit_ = steering.walk, steering.edit
     alpha_list = parse_numbers(alphas, "--alphas") if alphas else edit_.show_alphas(base.resolution)
     edit_.check_alphas(alpha_list, base.resolution)
     out = writable_dir(out or Path(inversion_dir) / f"edit-{edit_.name}")
-    strips = render_walk(tuned, walk, edit_, latent, classes, alpha_list, space=info["space"])
+    strips = Steering(tuned, walk, edit_, info["space"], truncation=steering.truncation).strips(latent, classes,
+                                                                                               alpha_list)
     upscale = max(1, 64 // base.resolution)
     save_strip_grid(strips, alpha_list, out / "strip.png", upscale=upscale,
                     title=f"{edit_.name} walk on the inverted {Path(info['crop']['source']).name}")
     save_gif(strips.transpose(0, 1), out / "strip.gif", upscale=upscale)
     result = {"inversion": str(inversion_dir), "walk": str(walk_path), "edit": edit_.name, "alphas": alpha_list,
               "walk_health": walk_health(base, tuned, walk, edit_, latent, classes, info["space"])}
-    if training_shapes(model or info["model"]) and edit_.name in EDIT_ESTIMATORS:
+    if training_data(base) == "shapes" and edit_.name in EDIT_ESTIMATORS:
         estimator = get_estimator(None, edit_.name)
         values = estimator(strips[0]).tolist()
         result["attribute"] = {"name": estimator.name, "units": estimator.units,
                                "values": [None if v != v else v for v in values]}
+    else:
+        # steer's attribute estimators read its own data (one object on a plain background);
+        # on a photo in another model's domain their numbers would mean nothing
+        result["attribute"] = {"applies": False,
+                               "why": f"no attribute estimator applies to {base.name}'s data for the "
+                                      f"{edit_.name} edit (they are made for steer's shapes data)"}
     (out / "edit.json").write_text(json.dumps(result, indent=2) + "\n")
     click.echo(f"wrote {out / 'strip.png'}, {out / 'strip.gif'} and {out / 'edit.json'}")

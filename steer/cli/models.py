@@ -4,9 +4,15 @@ from pathlib import Path
 import click
 
 from ..defaults import DEFAULT_MODEL
+from ..errors import SteerError
 from .common import (
-    model_option, device_option, seed_option, writable_dir, pick_classes, open_generator, set_w_truncation,
+    model_option, device_option, seed_option, writable_dir, open_generator,
 )
+
+
+TRUNCATION_MEANING = {"z": "a truncated normal z (entries beyond +-t redrawn)",
+                      "psi": "psi in W, toward the (class) mean w",
+                      "biggan": "z truncated to +-2t and the batch-norm statistics stored for t, t in (0, 1]"}
 
 
 @click.command("models")
@@ -37,12 +43,17 @@ def models_command(model):
                    + ("  (default)" if name == DEFAULT_MODEL else ""))
     if model:
         n_params = sum(p.numel() for p in g.parameters())
-        click.echo(f"latent z: {g.latent_dim} dims; parameters: {n_params:,}")
-        if hasattr(g, "num_ws"):
-            click.echo(f"latent w: {g.w_dim} dims; w+: {g.num_ws} layers x {g.w_dim}")
-        if hasattr(g, "latent_layout"):
-            for part, span in g.latent_layout().items():
+        click.echo(f"parameters: {n_params:,}; truncation: {TRUNCATION_MEANING[g.truncation_kind]}")
+        for space in g.spaces:
+            shape = g.latent_shape(space)
+            click.echo(f"latent {space}: " + (f"{shape[0]} dims" if len(shape) == 1 else
+                                              f"{shape[0]} layers x {' x '.join(map(str, shape[1:]))}"))
+        layout = getattr(g, "latent_layout", None)  # an optional hook (DSS-GAN's per-direction chunks)
+        if layout is not None:
+            for part, span in layout().items():
                 click.echo(f"  {part:<12} z[{span.start}:{span.stop}]")
+        if g.source is not None:
+            click.echo(f"source: {g.source.kind} {g.source.path} (sha256 {g.source.sha256[:16]}...)")
 
 
 @click.command("sample")
@@ -72,14 +83,19 @@ def sample_command(model, num, seed, class_, classes_, truncation, centroids, ou
     """
     import torch
 
+    from ..generators.base import pick_classes
     from ..viz import save_grid
     G = open_generator(model, device)
     writable_dir(Path(out).parent)
     classes = pick_classes(G, class_, num, classes_)
-    truncation = set_w_truncation(G, truncation, centroids)
+    truncation = G.check_truncation(truncation)
+    if centroids:
+        if G.truncation_kind != "psi":
+            raise SteerError(f"--centroids is for StyleGAN-XL models; {G.name} has no W space")
+        G.set_centroids(centroids)
     z, c = G.sample(num, seed=seed, truncation=truncation, classes=classes)
     with torch.no_grad():
-        images = G(z, c)
+        images = G(z, c, truncation=truncation)
     columns = min(num, 8)
     save_grid(images, out, columns=columns, upscale=max(1, 128 // G.resolution))
     click.echo(f"wrote {out}")

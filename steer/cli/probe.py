@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from ..errors import SteerError
-from .common import device_option, seed_option, writable_dir, command_line, open_generator, training_shapes
+from .common import device_option, seed_option, writable_dir, command_line, open_generator
 
 
 @click.command("probe")
@@ -30,14 +30,15 @@ def probe_command(model, samples, sigma, seed, out, device):
     Example:
       steer probe --model dssgan-shapes32 --samples 64
     """
+    from ..data import training_data
     from ..probe import ORIENTATION_INDEX, perturbation_examples, run_probe
     from ..viz import save_probe_figures
 
     G = open_generator(model, device)
-    if not hasattr(G, "latent_layout") or not hasattr(G, "stage_sizes"):
+    if G.family != "dssgan":
         raise SteerError(f"{G.name} is not a DSS-GAN: the probe needs per-direction latent chunks")
     classifier = None
-    if training_shapes(model) and G.resolution == 32:
+    if training_data(G) == "shapes" and G.resolution == 32:
         from ..classifier import load_classifier
         classifier = load_classifier(device=G.device).eval()
     out = writable_dir(out or Path("runs") / "probe" / G.name)

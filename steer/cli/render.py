@@ -5,11 +5,9 @@ from pathlib import Path
 
 import click
 
+from ..defaults import DEFAULT_MODEL
 from ..errors import SteerError
-from .common import (
-    model_option, device_option, walk_model_option, writable_dir, parse_numbers, pick_classes, open_generator,
-    read_render_settings, settings_alphas,
-)
+from .common import device_option, walk_model_option, writable_dir, parse_numbers, open_generator
 
 
 @click.command("render")
@@ -42,10 +40,11 @@ def render_command(walk_path, model, alphas, seeds, class_, classes_, truncation
       steer render --walk walks/dcgan-shapes32/zoom/walk.safetensors --alphas 0.25,0.5,1,2,4
       steer render --settings runs/explore/explore-0001.json --frames
     """
-    from ..edits import get_edit
-    from ..render import render_walk, sample_rows, set_truncation, truncation_setting
+    from ..generators.base import pick_classes
+    from ..render import read_render_settings, settings_alphas
+    from ..steering import Steering, model_for, source_record
     from ..viz import png_bytes, save_gif, save_strip_grid
-    from ..walks import load
+    from ..walks import read_meta
 
     settings = read_render_settings(settings_path) if settings_path else {}
     ctx = click.get_current_context()
@@ -57,12 +56,9 @@ def render_command(walk_path, model, alphas, seeds, class_, classes_, truncation
     if not walk_path:
         raise SteerError("give --walk FILE (or --settings FILE.json naming one)")
     out = writable_dir(out)
-    w, meta = load(walk_path)
-    edit = get_edit(meta["edit"])
-    model_spec = model or settings.get("model") or meta["model"]
-    G = open_generator(model_spec, device)
-    space = meta.get("space", G.default_space)
-    G.check_space(space)
+    # the model: --model, else the one the settings file names, else the walk's own
+    record = settings if (settings.get("source") or settings.get("model")) and model is None else read_meta(walk_path)
+    G = model_for(record, model, device, what=str(settings_path if record is settings else walk_path))
     if truncation is None and not given("truncation") and settings.get("truncation") is not None:
         truncation = settings["truncation"]
         if not isinstance(truncation, (int, float)) or isinstance(truncation, bool) or truncation <= 0:
@@ -71,11 +67,8 @@ def render_command(walk_path, model, alphas, seeds, class_, classes_, truncation
         channel = settings["channel"]
         if channel not in ("r", "g", "b", "all"):
             raise SteerError(f"--settings: \"channel\" must be r, g, b or all, got {channel!r}")
-    learned_under = meta.get("truncation") if truncation is None else truncation
-    if truncation_setting(G) and learned_under is not None:
-        set_truncation(G, learned_under)  # the truncation the walk was learned under, unless overridden
-    elif truncation is not None:
-        raise SteerError(f"--truncation is for StyleGAN and BigGAN models, not {G.name}")
+    steering, meta = Steering.load(walk_path, model=G, truncation=truncation)  # else the walk's truncation
+    edit, space = steering.edit, steering.space
     if alphas:
         alpha_list = parse_numbers(alphas, "--alphas")
     elif settings.get("alphas") is not None:
@@ -95,17 +88,17 @@ def render_command(walk_path, model, alphas, seeds, class_, classes_, truncation
         if isinstance(classes_, list):
             classes_ = ",".join(str(v) for v in classes_)
     row_classes = None if class_ is None and not classes_ else pick_classes(G, class_, len(seed_list), classes_)
-    latent, c = sample_rows(G, seed_list, row_classes, space)
-    if tuple(latent.shape[1:]) != tuple(w.latent_shape):
-        raise SteerError(f"{walk_path} was learned for latents of shape {tuple(w.latent_shape)} "
-                         f"({meta['model']}), but {G.name} has {tuple(latent.shape[1:])} in {space}")
-    w = w.to(G.device)
-    strips = render_walk(G, w, edit, latent, c, alpha_list, space=space, channel=channel, targets=targets)
+    latent, c = steering.rows(seed_list, row_classes)
+    strips = steering.strips(latent, c, alpha_list, channel=channel, targets=targets)
     upscale = max(1, 64 // G.resolution)
+    row_labels = None
+    if targets:
+        row_labels = [label for s in seed_list for label in (f"seed {s}: walk", "target edit")]
     save_strip_grid(strips, alpha_list, out / "strip.png", upscale=upscale,
-                    title=f"{edit.name} walk ({meta['walk']}) on {G.name}")
+                    title=f"{edit.name} walk ({meta['walk']}) on {G.name}", row_labels=row_labels)
     save_gif(strips.transpose(0, 1), out / "strip.gif", upscale=upscale)
-    record = {"walk": str(walk_path), "model": model_spec, "space": space, "seeds": seed_list, "class": class_,
+    record = {"walk": str(walk_path), "model": meta["model"] if model is None else model,
+              "source": source_record(G), "space": space, "seeds": seed_list, "class": class_,
               "classes": classes_, "channel": channel, "alphas": alpha_list, "truncation": truncation}
     if frames:
         (out / "frames").mkdir(exist_ok=True)
@@ -122,7 +115,9 @@ def render_command(walk_path, model, alphas, seeds, class_, classes_, truncation
 
 
 @click.command("explore")
-@model_option
+@click.option("--model", default=None,
+              help="Bundled model name, model folder or official checkpoint file [the model the walks under "
+                   "--walks were learned on; without --walks, the default model].")
 @click.option("--walks", "walks_dir", default=None, type=click.Path(file_okay=False),
               help="Folder searched (recursively) for walk files [walks/<model>/].")
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -140,9 +135,13 @@ def explore_command(model, walks_dir, host, port, save_dir, device):
     Example:
       steer explore --model dssgan-shapes32
     """
-    from ..explore import Explorer, default_walks_dir, find_walks, make_server
+    from ..explore import Explorer, default_walks_dir, find_walks, make_server, walks_model
+    from ..steering import model_label
 
-    G = open_generator(model, device)
+    G = walks_model(walks_dir, device) if model is None and walks_dir is not None else None
+    if G is None:  # the model the walks under --walks were learned on, else --model or the default
+        G = open_generator(model or DEFAULT_MODEL, device)
+    model = model_label(G)
     folder = Path(walks_dir) if walks_dir else default_walks_dir(G.name)
     if not folder.is_dir():
         raise SteerError(f"no walks folder {folder}: learn one with 'steer walk --model {model}' "
@@ -151,8 +150,7 @@ def explore_command(model, walks_dir, host, port, save_dir, device):
     if not walks:
         raise SteerError(f"no walks for {G.name} under {folder}: learn one with 'steer walk --model {model}' "
                          "or point --walks at a folder holding walk.safetensors files learned on it")
-    spec = str(Path(model).resolve()) if Path(model).exists() else model  # so Save's JSON works from any folder
-    server = make_server(Explorer(G, walks, spec, save_dir), host, port)
+    server = make_server(Explorer(G, walks, model, save_dir), host, port)
     click.echo(f"steer explore: {G.name} with {len(walks)} walk(s) ({', '.join(w.id for w in walks)}) "
                f"at {server.url}  (Ctrl-C stops)")
     sys.stdout.flush()

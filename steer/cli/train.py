@@ -6,9 +6,10 @@ from pathlib import Path
 import click
 
 from ..errors import SteerError
+from ..defaults import DEFAULT_MODEL
 from .common import (
-    model_option, device_option, seed_option, run_folder_option, walk_type_option, writable_dir, command_line,
-    open_generator, training_shapes, save_model_and_samples, _dssgan_setup,
+    device_option, seed_option, run_folder_option, writable_dir, command_line, parse_numbers,
+    open_generator, save_model_and_samples,
 )
 
 
@@ -38,7 +39,11 @@ from .common import (
               help="dssgan: scan directions, each with its own chunk of z (row_fwd, row_bwd, col_fwd, col_bwd, "
                    "diag_left, diag_right).")
 @click.option("--r1-gamma", default=None, type=click.FloatRange(0),
-              help="R1 weight [dcgan 1 (every 16 steps, scaled); dssgan 5 (every 4, official)].")
+              help="R1 weight [plain recipe 1 (every 16 steps, scaled); official 5 (every 4)].")
+@click.option("--recipe", default=None, type=click.Choice(["plain", "official"]),
+              help="plain: Adam (0.5, 0.99), lazy R1, EMA; official: the DSS-GAN paper's recipe (Adam (0, 0.99), "
+                   "R1 every 4, gradient clips, uniform fake classes, fresh G latents, augmentation) "
+                   "[dcgan: plain; dssgan: official].")
 @click.option("--mode-seeking", default=0.0, show_default=True, type=click.FloatRange(0),
               help="Weight of MSGAN's mode-seeking term (pairs of latents sharing a class); 0: off.")
 @click.option("--ema-rampup", default=None, type=click.FloatRange(0, min_open=True),
@@ -47,7 +52,7 @@ from .common import (
 @seed_option
 @device_option
 def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, lr_d, base_channels, channels,
-                  d_state, directions, r1_gamma, mode_seeking, ema_rampup, seed, device):
+                  d_state, directions, r1_gamma, recipe, mode_seeking, ema_rampup, seed, device):
     """Train a class-conditional generator on shapes or an image folder.
 
     Writes OUT/checkpoint.pt while training (Ctrl-C saves; rerun to resume), then the
@@ -58,18 +63,20 @@ def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, 
     Examples:
       steer train --data shapes --out runs/dcgan-shapes32 --steps 6000
       steer train --arch dssgan --data shapes --out runs/dssgan-shapes32
+      steer train --arch dssgan --data mnist --out runs/dssgan-mnist
       torchrun --nproc_per_node=2 --no-python steer train --arch dssgan --out runs/d2
     """
     import torch
 
     from ..data.folder import folder_batches, load_folder
     from ..data.shapes import SHAPE_CLASSES, read_shapes_config, shapes_batches
+    from ..generators.registry import family
     from ..train import TrainConfig, train_gan
 
     out = writable_dir(out)
-    if resolution < 8 or resolution & (resolution - 1) or (arch == "dssgan" and resolution < 16):
-        raise SteerError(f"--resolution {resolution} must be a power of two, at least "
-                         f"{16 if arch == 'dssgan' else 8}")
+    if resolution < 8 or resolution > 1024 or resolution & (resolution - 1) or (arch == "dssgan" and resolution < 16):
+        raise SteerError(f"--resolution {resolution} must be a power of two from "
+                         f"{16 if arch == 'dssgan' else 8} to 1024")
     extra_config = {}
     if shapes_config is not None and data != "shapes":
         raise SteerError("--shapes-config sets the procedural shapes data: use it with --data shapes")
@@ -89,22 +96,19 @@ def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, 
         next_batch = folder_batches(images, classes, seed=seed)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
-    if arch == "dssgan":
-        G, D, config, about = _dssgan_setup(resolution, len(class_names), channels, d_state, directions, steps,
-                                            batch, lr, lr_d, r1_gamma, seed)
-        config.mode_seeking = mode_seeking
-        config.ema_rampup = ema_rampup
-        if data == "mnist":
-            config.aug_flip = 0.0  # D must never see mirrored digits: G could learn them
-    else:
-        from ..finetune import discriminator_for
-        from ..generators.dcgan import DCGANGenerator
-        G = DCGANGenerator(resolution=resolution, num_classes=len(class_names), base_channels=base_channels)
-        D = discriminator_for(G)
-        config = TrainConfig(steps=steps, batch=batch, lr=lr or 2e-4, seed=seed,
-                             r1_gamma=1.0 if r1_gamma is None else r1_gamma, mode_seeking=mode_seeking,
-                             ema_rampup=ema_rampup)
-        about = "A class-conditional conv generator (steer's `dcgan` family)"
+    fam = family(arch)
+    widths = parse_numbers(channels, "--channels", int) if channels else None
+    scan_directions = [d for d in directions.replace(" ", "").split(",") if d]
+    G = fam.for_training(resolution, len(class_names), base_channels=base_channels, channels=widths,
+                         d_state=d_state, directions=scan_directions)
+    D = fam.discriminator(G)
+    recipe = recipe or ("official" if arch == "dssgan" else "plain")
+    overrides = {"steps": steps, "batch": batch, "seed": seed, "mode_seeking": mode_seeking, "ema_rampup": ema_rampup}
+    overrides.update({k: v for k, v in (("lr", lr), ("lr_d", lr_d), ("r1_gamma", r1_gamma)) if v is not None})
+    config = TrainConfig.dssgan_official(**overrides) if recipe == "official" else TrainConfig(**overrides)
+    if data == "mnist":
+        config.aug_flip = 0.0  # D must never see mirrored digits: G could learn them
+    about = fam.notes["about"]
     if os.environ.get("WORLD_SIZE", "1") != "1":
         from ..train.gan import distributed_device
         device = str(distributed_device())
@@ -114,7 +118,8 @@ def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, 
     minutes = G_ema.train_seconds / 60
     card = (f"# {out.name}\n\n{about} at {resolution}x{resolution}, trained by steer on `{data}` "
             f"data.\n\n- classes: {', '.join(class_names)}\n- latent: z ~ N(0, I), {G.latent_dim}-d\n"
-            f"- training command: `{command_line()}`\n- steps: {config.steps}, batch {config.batch}\n"
+            f"- training command: `{command_line()}`\n- steps: {config.steps}, batch {config.batch}, "
+            f"{recipe} recipe\n"
             f"- wall time: {minutes:.1f} min on {device} ({torch.get_num_threads()} threads)\n")
     if "shapes_config" in extra_config:
         card += f"- shapes data: `{json.dumps(extra_config['shapes_config'])}`\n"
@@ -123,16 +128,23 @@ def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, 
 
 
 @click.command("finetune")
-@model_option
-@click.option("--edit", "edit_name", required=True, help="The edit the walk learns and the data is augmented by.")
-@click.option("--data", default="shapes", show_default=True,
-              help="'shapes' (the spreads the model was trained on) or a folder of images (sub-folders are classes).")
+@click.option("--model", default=None,
+              help="Bundled model name, model folder or official checkpoint file [the model --walk was learned "
+                   "on; without --walk, the default model].")
+@click.option("--walk", "walk_path", default=None, type=click.Path(dir_okay=False),
+              help="Start from this walk (learned in z by `steer walk`): its model, edit and walk type.")
+@click.option("--edit", "edit_name", default=None,
+              help="The edit the walk learns and the data is augmented by [the --walk's edit; required without].")
+@click.option("--data", default=None,
+              help="'shapes' (the spreads the model was trained on), 'mnist' or a folder of images (sub-folders "
+                   "are classes) [the model's own training data when steer knows it].")
 @click.option("--shapes-config", default=None, type=click.Path(dir_okay=False),
               help="JSON of the shapes data's attribute ranges [default: the model's own].")
 @run_folder_option
 @click.option("--steps", default=1000, show_default=True, type=click.IntRange(1), help="Steps, the D warm-up included.")
 @click.option("--batch", default=32, show_default=True, type=click.IntRange(2))
-@walk_type_option
+@click.option("--walk-type", "walk_type", default=None, type=click.Choice(["linear", "nonlinear"]),
+              help="The walk's type [the --walk's, else linear].")
 @click.option("--walk-weight", default=1.0, show_default=True, type=click.FloatRange(0),
               help="Weight of the walk loss in G's loss; 0: no walk, G is fine-tuned on edited data alone.")
 @click.option("--edit-share", default=0.5, show_default=True, type=click.FloatRange(0, 1),
@@ -152,8 +164,9 @@ def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, 
 @click.option("--amp/--no-amp", default=None, help="bfloat16 mixed precision [on with CUDA].")
 @seed_option
 @device_option
-def finetune_command(model, edit_name, data, shapes_config, out, steps, batch, walk_type, walk_weight, edit_share,
-                     ramp_steps, lr, lr_d, walk_lr, d_path, warmup_steps, r1_gamma, mode_seeking, amp, seed, device):
+def finetune_command(model, walk_path, edit_name, data, shapes_config, out, steps, batch, walk_type, walk_weight,
+                     edit_share, ramp_steps, lr, lr_d, walk_lr, d_path, warmup_steps, r1_gamma, mode_seeking, amp,
+                     seed, device):
     """Fine-tune a generator and a walk together, the data augmented by the same edit.
 
     G's loss adds the walk loss (G(walk(z, a)) against edit(G(z), a)) and the adversarial
@@ -165,6 +178,7 @@ def finetune_command(model, edit_name, data, shapes_config, out, steps, batch, w
     \b
     Examples:
       steer finetune --model dcgan-shapes32 --edit zoom --out runs/joint-zoom
+      steer finetune --walk runs/walks/my-zoom/walk.safetensors --data photos/ --out runs/joint-mine
       steer finetune --edit zoom --walk-weight 0 --out runs/aug-zoom   # augmented data, no walk
       torchrun --nproc_per_node=2 --no-python steer finetune --edit zoom --out runs/j2
     """
@@ -173,22 +187,43 @@ def finetune_command(model, edit_name, data, shapes_config, out, steps, batch, w
     import torch
 
     from ..checkpoint import load_checkpoint
+    from ..data import training_data, training_shapes
     from ..data.folder import folder_batches, load_folder
     from ..data.shapes import SHAPE_CLASSES, read_shapes_config, shapes_batches
     from ..edits import get_edit
-    from ..finetune import JointSettings, JointWalk, discriminator_for
+    from ..finetune import JointSettings, JointWalk, discriminator_for, training_recipe
     from ..fit import FitConfig, evaluate_walk
-    from ..render import render_walk
-    from ..train import TrainConfig, train_gan
+    from ..generators.registry import load_generator
+    from ..steering import Steering, model_label, source_record
+    from ..train import train_gan
     from ..viz import save_strip_grid
-    from ..walks import save
 
-    edit = get_edit(edit_name)
-    G = open_generator(model, device or "cpu")
+    start = None
+    if walk_path is not None:
+        start, start_meta = Steering.load(walk_path, model=model, device=device or "cpu")
+        if start.space != "z":
+            raise SteerError(f"{walk_path} walks in {start.space}; joint fine-tuning walks in z: give a walk "
+                             "learned with --space z")
+        if edit_name is not None and get_edit(edit_name).name != start.edit.name:
+            raise SteerError(f"--edit {edit_name} differs from the walk's edit, {start.edit.name}: drop --edit")
+        G, edit = start.generator, start.edit
+        walk_type = walk_type or start_meta["walk"]
+        if walk_type != start_meta["walk"]:
+            raise SteerError(f"--walk-type {walk_type} differs from the walk's, {start_meta['walk']}")
+    else:
+        if edit_name is None:
+            raise SteerError("give --edit (or --walk FILE to start from a learned walk)")
+        edit = get_edit(edit_name)
+        G = open_generator(model or DEFAULT_MODEL, device or "cpu")
+    walk_type = walk_type or "linear"
+    base_label, base_source = model_label(G), source_record(G)
     out = writable_dir(out)
     extra_config = {}
+    data = data or training_data(G)
+    if data is None:
+        raise SteerError(f"{G.name} was not trained on steer's shapes data or MNIST: give --data FOLDER of its images")
     if data == "shapes":
-        config_shapes = read_shapes_config(shapes_config) if shapes_config else training_shapes(model)
+        config_shapes = read_shapes_config(shapes_config) if shapes_config else training_shapes(G)
         if config_shapes is None:
             raise SteerError(f"{G.name} was not trained on steer's shapes data: give --data FOLDER of its images")
         if G.num_classes != len(SHAPE_CLASSES):
@@ -200,11 +235,16 @@ def finetune_command(model, edit_name, data, shapes_config, out, steps, batch, w
     else:
         if shapes_config:
             raise SteerError("--shapes-config sets the procedural shapes data: use it with --data shapes")
-        images, classes, class_names = load_folder(data, G.resolution)
+        if data == "mnist":
+            from ..data.mnist import load_mnist
+            images, classes, class_names = load_mnist("train", G.resolution)
+            extra_config["training_data"] = "mnist"
+        else:
+            images, classes, class_names = load_folder(data, G.resolution)
         if G.num_classes and len(class_names) != G.num_classes:
             raise SteerError(f"{data} has {len(class_names)} classes (sub-folders) but {G.name} has "
                              f"{G.num_classes}: give one sub-folder per class, in the model's class order")
-        next_batch = folder_batches(images, classes, seed=seed)
+        next_batch = folder_batches(images, classes, seed=seed, flip=data != "mnist")
     if os.environ.get("WORLD_SIZE", "1") != "1":
         from ..train.gan import distributed_device
         device = str(distributed_device())
@@ -218,20 +258,22 @@ def finetune_command(model, edit_name, data, shapes_config, out, steps, batch, w
         state = load_checkpoint(d_path) if Path(d_path).is_file() else None
         if not isinstance(state, dict) or "D" not in state:
             raise SteerError(f"{d_path} is not a `steer train` checkpoint with a discriminator")
-        from ..generators.registry import load_strict
+        from ..generators.loading import load_strict
         load_strict(D, state["D"], f"the discriminator in {d_path}")
     warmup = (0 if d_path else 200) if warmup_steps is None else warmup_steps
     if warmup >= steps:
         raise SteerError(f"--warmup-steps {warmup} leaves no step for G: give --steps above it")
-    family = getattr(G, "family", None)
-    recipe = TrainConfig.dssgan_official if family == "dssgan" else TrainConfig
     overrides = {k: v for k, v in (("lr", lr), ("lr_d", lr_d), ("r1_gamma", r1_gamma)) if v is not None}
-    config = recipe(steps=steps, batch=batch, seed=seed, d_only_steps=warmup, mode_seeking=mode_seeking,
-                    amp=(torch.device(device).type == "cuda") if amp is None else amp, **overrides)
+    config = training_recipe(G, steps=steps, batch=batch, seed=seed, d_only_steps=warmup, mode_seeking=mode_seeking,
+                             amp=(torch.device(device).type == "cuda") if amp is None else amp, **overrides)
+    if data == "mnist":
+        config.aug_flip = 0.0
     settings = JointSettings(edit=edit.name, walk_type=walk_type, train_walk=walk_weight > 0,
                              edit_share=edit_share, walk_weight=walk_weight, walk_lr=walk_lr,
                              ramp_start=warmup, ramp_steps=ramp_steps)
-    joint = JointWalk(settings, (G.latent_dim,), G.resolution, seed=seed)
+    joint = JointWalk(settings, G.latent_shape("z"), G.resolution, seed=seed)
+    if start is not None and settings.train_walk:
+        joint.walk.load_state_dict(start.walk.state_dict())  # the learned walk is where the joint one starts
     G_ema = train_gan(G.train().requires_grad_(True), D.to(device), next_batch, out, config, joint=joint)
     if int(os.environ.get("RANK", "0")) != 0:
         return
@@ -239,24 +281,24 @@ def finetune_command(model, edit_name, data, shapes_config, out, steps, batch, w
     card = (f"# {out.name}\n\n{G.name} fine-tuned by `steer finetune` "
             + (f"jointly with a {walk_type} {edit.name} walk" if settings.train_walk else "without a walk")
             + f", the data augmented by the {edit.name} edit (share {edit_share:g}).\n\n"
-            f"- classes: {', '.join(class_names)}\n- command: `{command_line()}`\n"
+            f"- base model: {base_label}"
+            + (f" ({base_source['kind']} {base_source['path']}, sha256 {base_source['sha256']})" if base_source else "")
+            + f"\n- classes: {', '.join(class_names)}\n- command: `{command_line()}`\n"
             f"- steps: {steps} ({warmup} of them D alone), batch {batch}\n"
             f"- wall time: {minutes:.1f} min on {device} ({torch.get_num_threads()} threads)\n")
-    save_model_and_samples(G_ema, out, card, {"class_names": class_names, **extra_config})
+    save_model_and_samples(G_ema, out, card, {"class_names": class_names, "base_source": base_source,
+                                              **extra_config})
     message = f"model: {out / 'model'}  samples: {out / 'samples.png'}"
     if settings.train_walk:
-        walk = copy.deepcopy(joint.walk).cpu().eval()
-        G_ema.eval().requires_grad_(False)
-        fit_config = FitConfig(batch=16, seed=seed)
-        held_out = evaluate_walk(G_ema, walk.to(G_ema.device), edit, fit_config)
-        meta = {"model": str(out / "model"), "space": G_ema.default_space, "edit": edit.name,
-                "alpha_convention": edit.convention, "resolution": G_ema.resolution, "method": "joint",
-                "held_out_l2": held_out, "joint": settings.to_dict(), "command": command_line()}
-        save(walk, out / "walk.safetensors", meta)
-        sz, sc = G_ema.sample(6, seed=seed + 12345)
-        alphas = edit.show_alphas(G_ema.resolution)
-        strips = render_walk(G_ema, walk, edit, G_ema.to_space(sz, sc, G_ema.default_space), sc, alphas)
-        save_strip_grid(strips, alphas, out / "strip.png", upscale=max(1, 64 // G_ema.resolution),
+        tuned = load_generator(out / "model", device=device)  # as a user will load it: with its source
+        steering = Steering(tuned, copy.deepcopy(joint.walk).eval().to(tuned.device), edit, "z")
+        held_out = evaluate_walk(tuned, steering.walk, edit, FitConfig(batch=16, seed=seed, space="z"))
+        steering.save(out / "walk.safetensors", method="joint", held_out_l2=held_out, joint=settings.to_dict(),
+                      base_source=base_source, command=command_line())
+        latent, classes = steering.sample(6, seed=seed + 12345)
+        alphas = edit.show_alphas(tuned.resolution)
+        save_strip_grid(steering.strips(latent, classes, alphas), alphas, out / "strip.png",
+                        upscale=max(1, 64 // tuned.resolution),
                         title=f"{edit.name} walk learned jointly with {out.name}: columns are alpha")
         message += f"  walk: {out / 'walk.safetensors'} (held-out masked L2 {held_out:.4f})  strip: {out / 'strip.png'}"
     click.echo(message + f"  ({minutes:.1f} min)")

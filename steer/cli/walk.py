@@ -7,7 +7,7 @@ import click
 from ..errors import SteerError
 from .common import (
     model_option, device_option, seed_option, walk_type_option, writable_dir, command_line, parse_layers,
-    pick_classes, open_generator, set_w_truncation,
+    open_generator,
 )
 
 
@@ -25,7 +25,7 @@ from .common import (
               help="w+ only: move layers START:STOP (0-based, STOP excluded) and leave the rest.")
 @click.option("--truncation", default=None, type=click.FloatRange(0, min_open=True),
               help="StyleGAN: psi for the training latents; BigGAN: truncation of z and of the batch-norm "
-                   "statistics, in (0, 1].")
+                   "statistics, in (0, 1]; others: the bound of a truncated normal z.")
 @click.option("--method", default="learned", show_default=True, type=click.Choice(["learned", "closed-form"]),
               help="learned: optimise the walk; closed-form: a linear direction solved from the first layer's "
                    "weights (zoom, shift_x, shift_y; models with a linear first layer onto a grid).")
@@ -56,20 +56,18 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
 
     from ..edits import get_edit
     from ..fit import FitConfig, evaluate_walk, fit_walk
+    from ..generators.base import pick_classes
     from ..losses import MaskedLPIPS
-    from ..render import render_walk
+    from ..steering import Steering
     from ..viz import save_loss_plot, save_strip_grid
-    from ..walks import LinearWalk, make_walk, save
+    from ..walks import LinearWalk, make_walk
 
     edit = get_edit(edit_name)
     G = open_generator(model, device)
     space = space or G.default_space
     G.check_space(space)
     layers = parse_layers(layers)
-    z_truncation = set_w_truncation(G, truncation, None)
-    if z_truncation is not None and not hasattr(G, "check_truncation"):
-        raise SteerError(f"--truncation is for StyleGAN and BigGAN models; {G.name} has neither W space nor "
-                         "truncated batch-norm statistics")
+    truncation = G.check_truncation(truncation)
     train_classes = pick_classes(G, class_, G.num_classes or 1, classes_) if (class_ or classes_) else None
     if train_classes is not None:
         train_classes = sorted(set(train_classes.tolist()))
@@ -83,9 +81,8 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
     # the nonlinear walk is an MLP: a gentler default step than for a few direction vectors
     default_lr = edit.lr if walk_type == "linear" else edit.lr / 5
     config = FitConfig(steps=steps, batch=batch, lr=lr or default_lr, seed=seed, loss=loss, space=space,
-                       truncation=z_truncation, classes=train_classes)
-    z, classes = G.sample(1, seed=0)
-    latent_shape = tuple(G.to_space(z, classes, space).shape[1:])
+                       truncation=truncation, classes=train_classes)
+    latent_shape = G.latent_shape(space)
     if closed_form:
         from ..directions import closed_form_walk
         started = time.perf_counter()
@@ -103,30 +100,24 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
     held_out = evaluate_walk(G, w, edit, config)
     zero = LinearWalk(latent_shape, sliders=edit.sliders, init_std=0.0, layers=layers)
     baseline = evaluate_walk(G, zero.to(G.device), edit, config) if walk_type == "linear" else None
-    meta = {"model": G.name, "space": space, "edit": edit.name, "alpha_convention": edit.convention,
-            "resolution": G.resolution, "method": method, "held_out_l2": held_out,
-            "zero_walk_l2": baseline, "command": command_line()}
+    steering = Steering(G, w, edit, space, truncation=truncation, classes=train_classes)
+    extra = {"method": method, "held_out_l2": held_out, "zero_walk_l2": baseline, "command": command_line()}
     if closed_form:
-        meta["closed_form"] = {"latent": [G.first_layer().latent.start, G.first_layer().latent.stop],
-                               "alphas": list(edit.show_alphas(G.resolution)), "seconds": solve_seconds}
+        extra["closed_form"] = {"latent": [G.first_layer().latent.start, G.first_layer().latent.stop],
+                                "alphas": list(edit.show_alphas(G.resolution)), "seconds": solve_seconds}
     else:
-        meta.update(training={k: v for k, v in vars(config).items()},
-                    loss_history=[round(v, 6) for v in history])
-    if hasattr(G, "truncation_psi"):
-        meta["truncation"] = G.truncation_psi
-    elif hasattr(G, "check_truncation"):
-        meta["truncation"] = G.truncation
-    save(w, out / "walk.safetensors", meta)
+        extra.update(training={k: v for k, v in vars(config).items()},
+                     loss_history=[round(v, 6) for v in history])
+    steering.save(out / "walk.safetensors", **extra)
     files = f"walk: {out / 'walk.safetensors'}"
     if not closed_form:
         save_loss_plot(history, out / "loss.png", title=f"{edit.name} {walk_type} walk on {G.name} ({loss})")
         files += f"  plot: {out / 'loss.png'}"
     (out / "loss.json").write_text(json.dumps({"loss": history, "held_out_l2": held_out,
                                                "zero_walk_l2": baseline, "method": method}) + "\n")
-    seeds_z, seeds_c = G.sample(6, seed=seed + 12345, classes=pick_classes(G, class_, 6, classes_))
-    latent = G.to_space(seeds_z, seeds_c, space)
+    latent, classes = steering.sample(6, seed=seed + 12345, classes=pick_classes(G, class_, 6, classes_))
     alphas = edit.show_alphas(G.resolution)
-    strips = render_walk(G, w, edit, latent, seeds_c, alphas, space=space)
+    strips = steering.strips(latent, classes, alphas)
     save_strip_grid(strips, alphas, out / "strip.png", upscale=max(1, 64 // G.resolution),
                     title=f"{edit.name} {label} walk on {G.name}: columns are alpha")
     summary = f"held-out masked L2 {held_out:.4f}" + (f" (zero walk {baseline:.4f})" if baseline is not None else "")

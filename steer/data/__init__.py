@@ -1,5 +1,8 @@
-"""Training data: the procedural shapes set and plain image folders; the ImageNet-1k class
-names (imagenet_classes.txt, one per line in the standard class-index order)."""
+"""Training data: the procedural shapes set, real MNIST digits and plain image folders; the
+ImageNet-1k class names (imagenet_classes.txt, one per line in the standard class-index
+order); and which of these a loaded model says it was trained on."""
+from __future__ import annotations
+
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,4 +16,36 @@ def imagenet_class_names() -> tuple:
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
-__all__ = ["SHAPE_CLASSES", "ShapesConfig", "render_shapes", "sample_shapes", "imagenet_class_names"]
+def model_config(generator) -> dict:
+    """The config.json of the folder a generator was loaded from ({} for checkpoint files)."""
+    source = getattr(generator, "source", None)
+    if source is None or source.kind == "checkpoint":
+        return {}
+    from ..generators.loading import read_config
+    try:
+        return read_config(Path(source.path))
+    except Exception:  # a folder that went away after loading: the model says nothing more
+        return {}
+
+
+def training_data(generator) -> str | None:
+    """'shapes' or 'mnist' when the model's folder says it was trained on steer's shapes or
+    on MNIST digits, else None (its data is not one steer can draw)."""
+    config = model_config(generator)
+    if config.get("training_data") == "mnist":
+        return "mnist"
+    if config.get("class_names") == list(SHAPE_CLASSES):
+        return "shapes"
+    return None
+
+
+def training_shapes(generator):
+    """The ShapesConfig a shapes model was trained on (the default unless its folder records
+    `shapes_config`), or None for models not trained on the shapes data."""
+    if training_data(generator) != "shapes":
+        return None
+    config = model_config(generator)
+    return ShapesConfig.from_dict(config["shapes_config"]) if "shapes_config" in config else ShapesConfig()
+
+
+__all__ = ["model_config", "training_data", "training_shapes", "SHAPE_CLASSES", "ShapesConfig", "render_shapes", "sample_shapes", "imagenet_class_names"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -80,8 +79,9 @@ class Family:
     the restricted unpickler; read_folder(folder, config) -> Generator or None, for a
     third-party model folder whose config.json has no "family"; weights_file(folder) -> the
     file whose sha256 identifies such a folder. Training, where the family trains:
-    discriminator(G) -> a fresh D that fits G, recipe(**overrides) -> its TrainConfig.
-    small(seed) -> a small random instance, for the conformance tests."""
+    for_training(resolution, num_classes, **options) -> a fresh G to train, discriminator(G)
+    -> a fresh D that fits G, recipe(**overrides) -> its TrainConfig. small(seed) -> a small
+    random instance, for the conformance tests. notes: e.g. {"about": a model card's first line}."""
 
     name: str
     build: Callable
@@ -91,6 +91,7 @@ class Family:
     weights_file: Callable | None = None
     discriminator: Callable | None = None
     recipe: Callable | None = None
+    for_training: Callable | None = None
     notes: dict = field(default_factory=dict)
 
 
@@ -216,3 +217,24 @@ def class_index(generator, text, option: str = "--class") -> int:
     hint = f" (did you mean {', '.join(repr(n) for n in close)}?)" if close else ""
     raise SteerError(f"{option}: unknown class '{text}' for {generator.name}{hint}; give a name or an index "
                      f"0..{generator.num_classes - 1}")
+
+
+def pick_classes(generator, class_option, n, classes_option=None):
+    """The classes of n samples: `class_option` (one class, index or name) for every sample;
+    `classes_option` ("A,B,..." indices or names) cycled over them; neither: cycle through all
+    the classes. None for an unconditional generator."""
+    from ..errors import SteerError
+    if not generator.num_classes:
+        if class_option is not None or classes_option:
+            raise SteerError(f"{generator.name} is unconditional: drop --class")
+        return None
+    if class_option is not None and classes_option:
+        raise SteerError("give --class or --classes, not both")
+    if classes_option:
+        chosen = [class_index(generator, part, "--classes") for part in classes_option.split(",") if part.strip()]
+        if not chosen:
+            raise SteerError("--classes is empty")
+        return torch.tensor(chosen, dtype=torch.int64).repeat(n // len(chosen) + 1)[:n]
+    if class_option is None:
+        return torch.arange(n) % generator.num_classes
+    return torch.full((n,), class_index(generator, class_option), dtype=torch.int64)

@@ -143,10 +143,16 @@ def dcgan_recipe(**overrides):
     return TrainConfig(**overrides)
 
 
+def dcgan_for_training(resolution: int, num_classes: int, base_channels: int = 32, **_) -> DCGANGenerator:
+    """A fresh generator for `steer train --arch dcgan` (options of other families ignored)."""
+    return DCGANGenerator(resolution=resolution, num_classes=num_classes, base_channels=base_channels)
+
+
 def small_dcgan(seed: int = 0) -> DCGANGenerator:
     torch.manual_seed(seed)
     return DCGANGenerator(resolution=16, latent_dim=8, num_classes=3, embed_dim=4, base_channels=8)
 
 
 FAMILY = Family(name="dcgan", build=build_dcgan, small=small_dcgan, discriminator=dcgan_discriminator,
-                recipe=dcgan_recipe)
+                recipe=dcgan_recipe, for_training=dcgan_for_training,
+                notes={"about": "A class-conditional conv generator (steer's `dcgan` family)"})

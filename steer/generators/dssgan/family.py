@@ -25,6 +25,27 @@ def dssgan_recipe(**overrides):
     return TrainConfig.dssgan_official(**overrides)
 
 
+def dssgan_for_training(resolution: int, num_classes: int, channels=None, d_state: int = 16,
+                        directions=("row_fwd", "col_fwd", "diag_left"), **_) -> DSSGANGenerator:
+    """A fresh small DSS-GAN for `steer train --arch dssgan`, with the official initialisation.
+    channels: widths from 8 px up to the resolution (default: configs.default_channels)."""
+    from ...errors import SteerError
+    from .configs import default_channels, small_config
+    from .generator import DIRECTIONS, init_for_training
+    if resolution < 16:
+        raise SteerError(f"--resolution {resolution}: a DSS-GAN needs at least 16 px")
+    sizes = [8 * 2 ** i for i in range(resolution.bit_length() - 3)]
+    widths = list(channels) if channels is not None else default_channels(resolution)
+    if len(widths) != len(sizes) or min(widths) < 1:
+        raise SteerError(f"--channels needs {len(sizes)} positive widths, one per size {', '.join(map(str, sizes))}")
+    directions = list(directions)
+    if not directions or len(set(directions)) != len(directions) or set(directions) - set(DIRECTIONS):
+        raise SteerError(f"--directions must list distinct scan directions from {', '.join(DIRECTIONS)}; "
+                         f"got '{','.join(directions)}'")
+    return init_for_training(DSSGANGenerator(small_config(resolution, num_classes, channels=widths, d_state=d_state,
+                                                          directions=directions)))
+
+
 def small_dssgan(seed: int = 0) -> DSSGANGenerator:
     import torch
 
@@ -34,4 +55,5 @@ def small_dssgan(seed: int = 0) -> DSSGANGenerator:
 
 
 FAMILY = Family(name="dssgan", build=build_dssgan, small=small_dssgan, read_checkpoint=read_official_checkpoint,
-                discriminator=dssgan_discriminator, recipe=dssgan_recipe)
+                discriminator=dssgan_discriminator, recipe=dssgan_recipe, for_training=dssgan_for_training,
+                notes={"about": "A class-conditional DSS-GAN (Mamba generator, steer's `dssgan` family)"})
