@@ -4,6 +4,10 @@ For images of one object on a plain background (the shapes data and generators t
 on it): the background colour is the median of the border pixels, and the object is
 every pixel whose colour differs from it by more than a threshold.
 
+For digits (MNIST and generators trained on it), ink is bright on dark: each pixel's ink is
+its grey level mapped to [0, 1], and the digit estimators weigh pixels by it (area, box,
+centre, slant).
+
 Colour statistics work on any image. For photos (BigGAN and the like) a COCO detector from
 torchvision gives the object's box; its weights are read from torch's cache, never
 downloaded. `ESTIMATORS` names each measurement for `steer quantify`.
@@ -85,6 +89,65 @@ def colour_statistics(images, object_only: bool = False, threshold: float = 0.25
     return {"r": rgb[:, 0], "g": rgb[:, 1], "b": rgb[:, 2], "luminance": luma}
 
 
+# ---- digits: ink bright on dark -------------------------------------------------------------
+
+def ink(images) -> torch.Tensor:
+    """(N,3,H,W) in [-1,1] -> (N,H,W) ink in [0, 1]: the grey level (mean of RGB) mapped to [0, 1]."""
+    return ((images.float().mean(1) + 1) / 2).clamp(0, 1)
+
+
+def ink_area(images) -> torch.Tensor:
+    """Mean ink over the image, (N,): the fraction of the image the strokes cover."""
+    return ink(images).mean((1, 2))
+
+
+def ink_bbox(images, threshold: float = 0.5) -> torch.Tensor:
+    """(N, 2) height and width of the box around the pixels with ink > threshold, as
+    fractions of the image size; NaN with no such pixel."""
+    on = ink(images) > threshold
+    h, w = on.shape[1:]
+
+    def extent(rows):  # rows: (N, L) bool, does any ink pixel lie on each row (or column)
+        index = torch.arange(rows.shape[1], dtype=torch.float32, device=rows.device)
+        first = torch.where(rows, index, float("inf")).amin(1)
+        last = torch.where(rows, index, -float("inf")).amax(1)
+        size = last - first + 1
+        return torch.where(rows.any(1), size, float("nan"))
+
+    return torch.stack([extent(on.any(2)) / h, extent(on.any(1)) / w], dim=1)
+
+
+def ink_moments(images) -> dict:
+    """Ink-weighted centre and second central moments, each (N,). Centre (x, y) is in
+    fractions of the image (pixel centres at (i + 0.5) / size, as object_centre); the
+    moments are in pixels squared with y pointing up, so angles read as seen.
+
+    slant: the principal axis's angle from the vertical in degrees, in (-90, 90], positive
+    counter-clockwise as seen (the top leaning left), the sense of steer.edits.rotate, so
+    rotating a digit by +t degrees adds t to its slant. elongation: the ratio of the larger
+    to the smaller eigenvalue of the moment matrix; near 1 the axis (and slant) is undefined.
+    Everything is NaN for an image without ink."""
+    w = ink(images).double()
+    n, h, width = w.shape
+    xs = torch.arange(width, dtype=torch.float64, device=w.device) + 0.5
+    ys = torch.arange(h, dtype=torch.float64, device=w.device) + 0.5
+    total = w.sum((1, 2))
+    total = torch.where(total > 0, total, float("nan"))
+    cx = (w * xs).sum((1, 2)) / total
+    cy = (w * ys[:, None]).sum((1, 2)) / total
+    u = xs[None, None, :] - cx[:, None, None]  # right
+    v = cy[:, None, None] - ys[None, :, None]  # up: image rows grow downwards
+    uu, vv, uv = ((w * u * u).sum((1, 2)) / total, (w * v * v).sum((1, 2)) / total,
+                  (w * u * v).sum((1, 2)) / total)
+    axis = 0.5 * torch.rad2deg(torch.atan2(2 * uv, uu - vv))  # from the +x axis, counter-clockwise
+    slant = 90.0 - torch.remainder(90.0 - (axis - 90.0), 180.0)  # from the vertical, into (-90, 90]
+    spread = torch.sqrt(((uu - vv) / 2) ** 2 + uv ** 2)
+    big, small = (uu + vv) / 2 + spread, (uu + vv) / 2 - spread
+    elongation = big / small.clamp_min(1e-12)
+    return {"centre_x": (cx / width).float(), "centre_y": (cy / h).float(), "slant": slant.float(),
+            "elongation": elongation.float()}
+
+
 # ---- estimators: one number per image, named, with the tolerance a reach is judged by ----
 
 @dataclass(frozen=True)
@@ -125,6 +188,25 @@ ESTIMATORS = {
     "object_colour": _plain("object_colour", lambda x: mean_colour(x).mean(1),
                             "mean of R, G and B over the object's pixels", "[-1, 1] image units", 0.1),
 }
+# digits; a zoom by a scales ink area by a^2 and box sides by a, so 0.25 on area and 0.12 on a
+# side ask the same of a zoom walk; 0.05 of the width (1.6 px at 32) for the centre, as shapes
+ESTIMATORS.update({
+    "ink_area": _plain("ink_area", ink_area, "mean ink over the image (ink = grey level mapped to [0, 1])",
+                       "fraction of the image", 0.25, relative=True),
+    "bbox_height": _plain("bbox_height", lambda x: ink_bbox(x)[:, 0], "height of the box around pixels with ink > 0.5",
+                          "fraction of the image height", 0.12, relative=True),
+    "bbox_width": _plain("bbox_width", lambda x: ink_bbox(x)[:, 1], "width of the box around pixels with ink > 0.5",
+                         FRACTION, 0.12, relative=True),
+    "ink_centre_x": _plain("ink_centre_x", lambda x: ink_moments(x)["centre_x"], "ink-weighted centre x",
+                           FRACTION, 0.05),
+    "ink_centre_y": _plain("ink_centre_y", lambda x: ink_moments(x)["centre_y"], "ink-weighted centre y",
+                           "fraction of the image height", 0.05),
+    "slant": _plain("slant", lambda x: ink_moments(x)["slant"],
+                    "angle of the ink's principal axis from the vertical, counter-clockwise as steer's rotate",
+                    "degrees", 10.0),
+})
+DIGIT_ATTRIBUTES = ("ink_area", "bbox_height", "bbox_width", "ink_centre_x", "ink_centre_y", "slant")
+
 for _c, _channel in enumerate("rgb"):
     ESTIMATORS[f"colour_{_channel}"] = _plain(
         f"colour_{_channel}", lambda x, c=_c: x[:, c].mean((1, 2)), f"mean {_channel.upper()} over the image",
@@ -133,6 +215,9 @@ for _c, _channel in enumerate("rgb"):
 # the attribute each edit moves, measured when no estimator is named
 EDIT_ESTIMATORS = {"zoom": "area", "shift_x": "centre_x", "shift_y": "centre_y", "colour": "colour",
                    "brightness": "colour"}
+# the same for models trained on digits (MNIST): ink instead of an object on a plain background
+DIGIT_EDIT_ESTIMATORS = {"zoom": "ink_area", "shift_x": "ink_centre_x", "shift_y": "ink_centre_y",
+                         "rotate": "slant"}
 # with --estimator detector: which box statistic each edit moves
 DETECTOR_STATISTICS = {"zoom": "area", "shift_x": "centre_x", "shift_y": "centre_y"}
 
@@ -141,14 +226,17 @@ def estimator_names() -> list:
     return list(ESTIMATORS) + ["detector", "detector_area", "detector_centre_x", "detector_centre_y"]
 
 
-def get_estimator(name: str, edit_name: str | None = None, **detector_options) -> Estimator:
-    """An estimator by name; None picks the one that matches the edit. 'detector' picks the
-    box statistic that matches the edit (area for zoom, centre for shifts)."""
+def get_estimator(name: str, edit_name: str | None = None, edit_estimators: dict | None = None,
+                  **detector_options) -> Estimator:
+    """An estimator by name; None picks the one that matches the edit, from `edit_estimators`
+    (EDIT_ESTIMATORS unless given, e.g. DIGIT_EDIT_ESTIMATORS). 'detector' picks the box
+    statistic that matches the edit (area for zoom, centre for shifts)."""
+    defaults = EDIT_ESTIMATORS if edit_estimators is None else edit_estimators
     if name is None:
-        if edit_name not in EDIT_ESTIMATORS:
+        if edit_name not in defaults:
             raise SteerError(f"no default estimator for a {edit_name} walk: give --estimator "
                              f"({', '.join(estimator_names())})")
-        name = EDIT_ESTIMATORS[edit_name]
+        name = defaults[edit_name]
     if name == "detector":
         if edit_name not in DETECTOR_STATISTICS:
             raise SteerError(f"the detector measures box area and centre, not what a {edit_name} walk moves: "
@@ -159,6 +247,48 @@ def get_estimator(name: str, edit_name: str | None = None, **detector_options) -
     if name not in ESTIMATORS:
         raise SteerError(f"unknown estimator '{name}': choose one of {', '.join(estimator_names())}")
     return ESTIMATORS[name]
+
+
+def spread(values) -> dict:
+    """median, IQR and the 5-95 % range of one attribute's values (NaNs dropped)."""
+    import numpy as np
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    p5, q1, median, q3, p95 = np.percentile(v, [5, 25, 50, 75, 95])
+    return {"median": float(median), "iqr": float(q3 - q1), "p5": float(p5), "p95": float(p95), "n": int(len(v))}
+
+
+def attribute_spreads(images, classes=None, class_names=None, names=DIGIT_ATTRIBUTES) -> dict:
+    """{attribute: {"overall": spread, "per_class": {class name: spread}}} over a set of
+    images: how widely the training data varies in each attribute, which the reach of a walk
+    is compared with."""
+    result = {}
+    for name in names:
+        values = ESTIMATORS[name](images)
+        result[name] = {"units": ESTIMATORS[name].units, "overall": spread(values)}
+        if classes is not None:
+            labels = class_names or [str(c) for c in sorted(set(classes.tolist()))]
+            result[name]["per_class"] = {labels[c]: spread(values[classes == c])
+                                         for c in sorted(set(classes.tolist()))}
+    return result
+
+
+def digit_attribute_spreads() -> dict:
+    """attribute_spreads of the 4,000 real MNIST training digits (steer.data.mnist)."""
+    from .data.mnist import load_mnist
+    images, classes, names = load_mnist("train")
+    return attribute_spreads(images, classes, names)
+
+
+def format_spreads(spreads: dict, per_class: bool = True) -> str:
+    """A plain-text table: one row per attribute (and per class), median, IQR, 5-95 %."""
+    lines = [f"{'attribute':<13} {'class':<7} {'median':>8} {'IQR':>8} {'5%':>8} {'95%':>8}  units"]
+    for name, entry in spreads.items():
+        rows = [("all", entry["overall"])] + (list(entry.get("per_class", {}).items()) if per_class else [])
+        for label, s in rows:
+            lines.append(f"{name:<13} {label:<7} {s['median']:8.3f} {s['iqr']:8.3f} {s['p5']:8.3f} {s['p95']:8.3f}"
+                         f"  {entry['units'] if label == 'all' else ''}")
+    return "\n".join(lines)
 
 
 # ---- COCO detector ------------------------------------------------------------------------

@@ -161,6 +161,73 @@ def shapes_generator_quality(generator, classifier, n: int = 5000, seed: int = 0
     }
 
 
+def quality_data(generator) -> str:
+    """"mnist" or "shapes": the real data a generator's quality is measured against. Its
+    model folder's record (steer.data.training_data) decides; without one, class names
+    "0".."9" mean MNIST, and anything else is measured as shapes, as before."""
+    from .data import training_data
+    from .data.mnist import DIGIT_CLASSES
+
+    recorded = training_data(generator)
+    if recorded is not None:
+        return recorded
+    return "mnist" if list(generator.class_names or []) == list(DIGIT_CLASSES) else "shapes"
+
+
+@torch.no_grad()
+def mnist_generator_quality(generator, classifier, n: int = 5000, seed: int = 0) -> dict:
+    """The shapes measures for a generator trained on MNIST, with the digit classifier: the
+    Frechet distance of n samples (classes cycling 0..9) to the 1,000 held-out real digits in
+    its 128-d features; as the floor, the same distance from min(n, 4000) training digits to
+    the held-out ones (real vs real: what a generator that drew fresh real digits would get);
+    recognition of the asked-for class, overall and per class; and the classifier's accuracy
+    on the held-out digits, the ceiling of recognition."""
+    from .data.mnist import load_mnist
+
+    device = generator.device
+    classifier = classifier.to(device)
+    test, test_classes, names = load_mnist("test", generator.resolution)
+    train, _, _ = load_mnist("train", generator.resolution)
+    # the Frechet distance grows as the sets shrink: the floor uses as many training digits
+    # as there are samples (up to all 4,000), so the two distances are comparable
+    train = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]]
+    fake, classes = generate(generator, n, seed=seed, batch=256)
+    feats = {k: batched(classifier.features, v.to(device)).cpu().numpy()
+             for k, v in (("test", test), ("train", train), ("fake", fake))}
+    right_fake = batched(classifier, fake.to(device)).argmax(1).cpu() == classes
+    right_real = batched(classifier, test.to(device)).argmax(1).cpu() == test_classes
+
+    def per_class(right, labels):
+        return {names[c]: float(right[labels == c].float().mean()) for c in range(len(names)) if (labels == c).any()}
+
+    result = {
+        "samples": n,
+        "training_data": "mnist",
+        "real_digits": f"{len(test)} held-out MNIST test digits (train-vs-test floor: {len(train)} training digits)",
+        "feature_network": "steer mnist-classifier32 (penultimate layer, 128-d)",
+        "frechet_distance": frechet_distance(feats["test"], feats["fake"]),
+        "frechet_distance_real_vs_real": frechet_distance(feats["test"], feats["train"]),
+    }
+    if generator.num_classes:  # an unconditional generator is asked for no class
+        result["class_recognised_generated"] = float(right_fake.float().mean())
+        result["class_recognised_generated_per_class"] = per_class(right_fake, classes)
+    result["class_recognised_real"] = float(right_real.float().mean())
+    result["class_recognised_real_per_class"] = per_class(right_real, test_classes)
+    return result
+
+
+def generator_quality(generator, n: int = 5000, seed: int = 0, classifier=None) -> dict:
+    """shapes_generator_quality or mnist_generator_quality, whichever the generator's training
+    data calls for, with the matching bundled classifier unless one is given."""
+    from .classifier import BUNDLED_CLASSIFIER, MNIST_CLASSIFIER, load_classifier
+
+    if quality_data(generator) == "mnist":
+        return mnist_generator_quality(generator, classifier or load_classifier(MNIST_CLASSIFIER, generator.device),
+                                       n=n, seed=seed)
+    return shapes_generator_quality(generator, classifier or load_classifier(BUNDLED_CLASSIFIER, generator.device),
+                                    n=n, seed=seed)
+
+
 # ---- feature networks ------------------------------------------------------------------
 
 # torchvision's ImageNet weights, found in torch's cache (never downloaded)
