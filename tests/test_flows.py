@@ -108,6 +108,7 @@ def test_flow_with_a_model_folder_steer_trained(trained_model, tmp_path):
     flow(trained_model, tmp_path, finetune_data="shapes")
 
 
+@pytest.mark.slow  # a 256 px DSS-GAN through seven commands: about 3 minutes on 2 cores
 def test_flow_with_the_official_dssgan_checkpoint(tmp_path):
     if not DSSGAN_PT.is_file():
         pytest.skip(f"fixture {DSSGAN_PT} is missing")
@@ -125,6 +126,7 @@ def test_flow_with_the_official_stylegan_xl_snapshot(tmp_path):
     flow(STYLEGAN_XL_PKL, tmp_path, invert_class=1)
 
 
+@pytest.mark.slow  # a 128 px BigGAN-deep through six commands
 def test_flow_with_a_biggan_deep_release_folder(biggan_model, tmp_path):
     flow(biggan_model, tmp_path, invert_class=207)
 

@@ -148,3 +148,37 @@ def test_ema_rampup_keeps_the_untrained_start_out_of_short_runs(tmp_path):
     moved = sum((p - s).abs().sum() for p, s in zip(G.parameters(), start))
     moved_ema = sum((p - s).abs().sum() for p, s in zip(plain.parameters(), start))
     assert moved_ema < 0.01 * moved  # 1 - 0.999 ** 3 of the way
+
+
+def test_train_on_mnist_records_its_data_for_quantify_and_evaluate(tmp_path):
+    """--data mnist trains on the 4,000 training digits with the official recipe (no flips:
+    a mirrored digit is not a digit); the model then draws its real data from MNIST."""
+    from steer.data import training_data
+    from steer.generators.dcgan import dcgan_discriminator
+    from steer.train import TrainConfig
+
+    out = tmp_path / "run"
+    result = run_steer("train", "--data", "mnist", "--recipe", "official", "--out", str(out), "--resolution", "16",
+                       "--steps", "2", "--batch", "4", "--base-channels", "8", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    G = load_generator(str(out / "model"), device="cpu")
+    assert G.num_classes == 10 and G.class_names == [str(d) for d in range(10)]
+    assert training_data(G) == "mnist"
+    card = (out / "model" / "README.md").read_text()
+    assert "official recipe" in card and "`mnist`" in card
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    config = state["config"]
+    assert config["aug_flip"] == 0.0 and config["augment"] and config["fake_classes"] == "uniform"
+    assert TrainConfig(**{**config, "betas": tuple(config["betas"])}).betas == (0.0, 0.99)
+    assert sum(v.numel() for v in state["D"].values()) == sum(
+        p.numel() for p in dcgan_discriminator(G).parameters())
+    from steer.walks import LinearWalk
+    from steer.steering import Steering
+    Steering(G, LinearWalk((G.latent_dim,), sliders=1), "zoom").save(tmp_path / "walk.safetensors", method="test")
+    quantified = run_steer("quantify", "--walk", str(tmp_path / "walk.safetensors"), "--samples", "4",
+                           "--alphas", "1,2", "--data-samples", "50", "--out", str(tmp_path / "q"))
+    assert quantified.returncode == 0, quantified.stderr
+    assert "data: mnist" in quantified.stdout
+    import json
+    q = json.loads((tmp_path / "q" / "quantify.json").read_text())
+    assert q["data_source"] == "mnist" and q["data"]["samples"] == 4000  # every training digit
