@@ -243,6 +243,24 @@ EDITS["shifty"] = EDITS["shift_y"]
 ALIASES = ("color", "shiftx", "shifty")
 
 
+def with_training_limit(edit: Edit, limit: float) -> Edit:
+    """The same edit with its training alphas drawn up to `limit` instead of its default range:
+    whole units in +-(1..limit) for shifts and rotation, a factor log-uniform in
+    [1/limit, limit] for zoom (the steerability paper's MNIST walks train rotations to 20 deg)."""
+    import dataclasses
+    if edit.name == "zoom":
+        if not limit > 1:
+            raise SteerError(f"--alpha-max for zoom is a factor above 1, got {limit:g}")
+        sample = lambda n, gen, s: _log_uniform(n, gen, 1 / limit, limit)  # noqa: E731
+    elif edit.name in ("rotate", "shift_x", "shift_y"):
+        if not limit >= 1:
+            raise SteerError(f"--alpha-max for {edit.name} is at least 1 (whole units), got {limit:g}")
+        sample = lambda n, gen, s: _signed_ints(n, gen, int(limit))  # noqa: E731
+    else:
+        raise SteerError(f"--alpha-max applies to zoom, shift_x, shift_y and rotate, not {edit.name}")
+    return dataclasses.replace(edit, sample_train=sample)
+
+
 def get_edit(name: str) -> Edit:
     if name not in EDITS:
         raise SteerError(f"unknown edit '{name}': choose one of {', '.join(n for n in EDITS if n not in ALIASES)}")

@@ -7,7 +7,7 @@ from steer.data.folder import load_folder
 from steer.data.shapes import shapes_batches
 from steer.generators.dcgan import DCGANDiscriminator, DCGANGenerator
 from steer.train import TrainConfig, train_gan
-from tests.conftest import run_steer
+from tests.conftest import assert_user_error, run_steer
 
 
 def small_pair():
@@ -182,3 +182,50 @@ def test_train_on_mnist_records_its_data_for_quantify_and_evaluate(tmp_path):
     import json
     q = json.loads((tmp_path / "q" / "quantify.json").read_text())
     assert q["data_source"] == "mnist" and q["data"]["samples"] == 4000  # every training digit
+
+
+def test_augmented_batches_rotate_a_share_of_the_digits_by_whole_degrees():
+    from steer.data.augment import augment_alphas, augmented_batches, parse_augment
+    from steer.data.folder import folder_batches
+    from steer.data.mnist import load_mnist
+    from steer.edits import get_edit
+    from steer.steerability import background_fill
+
+    images, classes, _ = load_mnist("train", 32)
+    plain = folder_batches(images, classes, seed=3, flip=False)
+    edit, limit = parse_augment("rotate:20")
+    batches = augmented_batches(plain, edit, limit, seed=3)
+    x, c = batches(5, 600)
+    x0, c0 = plain(5, 600)
+    assert torch.equal(c, c0)
+    changed = (x - x0).abs().flatten(1).amax(1) > 1e-6
+    assert 0.78 < changed.float().mean() < 0.89  # 5/6 of the digits, less the ones drawn at 0 degrees
+    gen = torch.Generator().manual_seed(0)
+    alphas = augment_alphas(edit, 5000, limit, gen)
+    assert alphas.min() == -20 and alphas.max() == 20 and torch.equal(alphas, alphas.round())
+    # an edited digit is exactly the rotated digit on its background
+    i = int(torch.nonzero(changed)[0])
+    from steer.seeding import step_seed
+    g = torch.Generator().manual_seed(step_seed(3, 5, 31))
+    on = torch.rand(600, generator=g) < 5 / 6
+    a = augment_alphas(edit, 600, limit, g)
+    rotated, mask = get_edit("rotate")(x0[i:i + 1], a[i:i + 1])
+    assert on[i] and torch.allclose(x[i:i + 1], background_fill(rotated, mask, x0[i:i + 1]))
+
+
+def test_augment_and_alpha_max_options_refuse_bad_values(tmp_path):
+    assert_user_error(run_steer("train", "--data", "mnist", "--augment", "rotate", "--out", str(tmp_path / "a"),
+                                "--steps", "1"), "--augment must be EDIT:MAX")
+    assert_user_error(run_steer("train", "--data", "mnist", "--augment", "colour:2", "--out", str(tmp_path / "b"),
+                                "--steps", "1"), "--augment")
+    assert_user_error(run_steer("walk", "--model", "dcgan-shapes32", "--edit", "colour", "--alpha-max", "3",
+                                "--steps", "1", "--out", str(tmp_path / "c")), "--alpha-max applies")
+
+
+def test_with_training_limit_draws_inside_the_limit():
+    from steer.edits import get_edit, with_training_limit
+    gen = torch.Generator().manual_seed(0)
+    rot = with_training_limit(get_edit("rotate"), 20).sample_train(4000, gen, 32)
+    assert rot.abs().max() == 20 and rot.abs().min() == 1
+    zoom = with_training_limit(get_edit("zoom"), 2).sample_train(4000, gen, 32)
+    assert 0.5 <= zoom.min() < 0.52 and 1.96 < zoom.max() <= 2

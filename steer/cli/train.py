@@ -46,13 +46,19 @@ from .common import (
                    "[dcgan: plain; dssgan: official].")
 @click.option("--mode-seeking", default=0.0, show_default=True, type=click.FloatRange(0),
               help="Weight of MSGAN's mode-seeking term (pairs of latents sharing a class); 0: off.")
+@click.option("--augment", default=None,
+              help="Train on data augmented by an edit, EDIT:MAX (e.g. rotate:20: a share of the images "
+                   "rotated by whole degrees in -20..20, as the steerability paper's MNIST GAN) [off].")
+@click.option("--augment-share", default=5 / 6, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of the images --augment edits (the paper: 50,000 of 60,000).")
 @click.option("--ema-rampup", default=None, type=click.FloatRange(0, min_open=True),
               help="Ramp G's EMA up as StyleGAN2-ADA does (0.05 there): it spans at most this share of the "
                    "steps so far, so short runs do not average in the untrained start [off].")
 @seed_option
 @device_option
 def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, lr_d, base_channels, channels,
-                  d_state, directions, r1_gamma, recipe, mode_seeking, ema_rampup, seed, device):
+                  d_state, directions, r1_gamma, recipe, mode_seeking, augment, augment_share, ema_rampup, seed,
+                  device):
     """Train a class-conditional generator on shapes or an image folder.
 
     Writes OUT/checkpoint.pt while training (Ctrl-C saves; rerun to resume), then the
@@ -94,6 +100,11 @@ def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, 
     else:
         images, classes, class_names = load_folder(data, resolution)
         next_batch = folder_batches(images, classes, seed=seed)
+    if augment:
+        from ..data.augment import augmented_batches, parse_augment
+        augment_edit, augment_max = parse_augment(augment)
+        next_batch = augmented_batches(next_batch, augment_edit, augment_max, share=augment_share, seed=seed)
+        extra_config["augmented"] = {"edit": augment_edit.name, "max": augment_max, "share": augment_share}
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
     fam = family(arch)
@@ -123,6 +134,9 @@ def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, 
             f"- wall time: {minutes:.1f} min on {device} ({torch.get_num_threads()} threads)\n")
     if "shapes_config" in extra_config:
         card += f"- shapes data: `{json.dumps(extra_config['shapes_config'])}`\n"
+    if "augmented" in extra_config:
+        a = extra_config["augmented"]
+        card += f"- data augmented: {a['share']:.3g} of the images by {a['edit']} up to {a['max']:g}\n"
     save_model_and_samples(G_ema, out, card, {"class_names": class_names, **extra_config})
     click.echo(f"model: {out / 'model'}  samples: {out / 'samples.png'}  ({minutes:.1f} min)")
 

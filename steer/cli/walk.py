@@ -29,14 +29,17 @@ from .common import (
 @click.option("--method", default="learned", show_default=True, type=click.Choice(["learned", "closed-form"]),
               help="learned: optimise the walk; closed-form: a linear direction solved from the first layer's "
                    "weights (zoom, shift_x, shift_y; models with a linear first layer onto a grid).")
+@click.option("--alpha-max", default=None, type=click.FloatRange(0, min_open=True),
+              help="Draw training alphas up to this instead of the edit's range (rotate/shift: whole units in "
+                   "+-1..MAX; zoom: a factor in [1/MAX, MAX]) [the edit's: zoom 4, shifts S/2, rotate 45].")
 @click.option("--class", "class_", default=None, help="Train on this class only (index or name).")
 @click.option("--classes", "classes_", default=None, help="Train on these classes (comma-separated indices or names).")
 @seed_option
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Output folder [default: runs/walks/MODEL-EDIT-WALK]; resumed when it holds a checkpoint.")
 @device_option
-def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, layers, truncation, method, class_,
-                 classes_, seed, out, device):
+def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, layers, truncation, method, alpha_max,
+                 class_, classes_, seed, out, device):
     """Learn a walk that reproduces an edit, with the generator frozen.
 
     Writes OUT/walk.safetensors, OUT/loss.png (+ loss.json) and OUT/strip.png (rows are
@@ -54,7 +57,7 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
     """
     import time
 
-    from ..edits import get_edit
+    from ..edits import get_edit, with_training_limit
     from ..fit import FitConfig, evaluate_walk, fit_walk
     from ..generators.base import pick_classes
     from ..losses import MaskedLPIPS
@@ -63,6 +66,8 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
     from ..walks import LinearWalk, make_walk
 
     edit = get_edit(edit_name)
+    if alpha_max is not None:
+        edit = with_training_limit(edit, alpha_max)
     G = open_generator(model, device)
     space = space or G.default_space
     G.check_space(space)
@@ -96,12 +101,15 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
             run_id["layers"] = list(layers)
         if train_classes is not None:
             run_id["classes"] = train_classes
+        if alpha_max is not None:
+            run_id["alpha_max"] = alpha_max
         history = fit_walk(G, w, edit, config, checkpoint=out / "checkpoint.pt", lpips=lpips, run_id=run_id).history
     held_out = evaluate_walk(G, w, edit, config)
     zero = LinearWalk(latent_shape, sliders=edit.sliders, init_std=0.0, layers=layers)
     baseline = evaluate_walk(G, zero.to(G.device), edit, config) if walk_type == "linear" else None
     steering = Steering(G, w, edit, space, truncation=truncation, classes=train_classes)
-    extra = {"method": method, "held_out_l2": held_out, "zero_walk_l2": baseline, "command": command_line()}
+    extra = {"method": method, "held_out_l2": held_out, "zero_walk_l2": baseline, "train_alpha_max": alpha_max,
+             "command": command_line()}
     if closed_form:
         extra["closed_form"] = {"latent": [G.first_layer().latent.start, G.first_layer().latent.stop],
                                 "alphas": list(edit.show_alphas(G.resolution)), "seconds": solve_seconds}
