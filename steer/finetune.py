@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .edits import get_edit
+from .edits import get_edit, with_training_limit
 from .losses import masked_l2
 from .seeding import step_seed
 from .steerability import background_fill
@@ -48,6 +48,7 @@ class JointSettings:
     walk_lr: float | None = None  # default: the edit's walk learning rate
     ramp_start: int = 0  # step at which the share and the walk weight start to grow (after D's warm-up)
     ramp_steps: int = 0  # they reach their values linearly over this many steps; 0: at once
+    alpha_max: float | None = None  # draw alphas up to this (edits.with_training_limit); None: the edit's range
 
     def to_dict(self):
         return asdict(self)
@@ -57,6 +58,8 @@ class JointWalk:
     def __init__(self, settings: JointSettings, latent_shape, resolution: int, seed: int = 0):
         self.settings = settings
         self.edit = get_edit(settings.edit)
+        if settings.alpha_max is not None:
+            self.edit = with_training_limit(self.edit, settings.alpha_max)
         self.resolution = resolution
         self.walk = (make_walk(settings.walk_type, self.edit, latent_shape, resolution, seed=seed)
                      if settings.train_walk else nn.Module())  # an empty module: nothing to train

@@ -163,6 +163,9 @@ def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, 
               help="Weight of the walk loss in G's loss; 0: no walk, G is fine-tuned on edited data alone.")
 @click.option("--edit-share", default=0.5, show_default=True, type=click.FloatRange(0, 1),
               help="Share of each batch walked (fakes) and edited (reals).")
+@click.option("--alpha-max", default=None, type=click.FloatRange(0, min_open=True),
+              help="Draw alphas (walk and edited reals) up to this instead of the edit's training range "
+                   "(rotate/shift: whole units; zoom: a factor above 1).")
 @click.option("--ramp-steps", default=0, show_default=True, type=click.IntRange(0),
               help="The share and the walk weight grow linearly from 0 over these steps after the warm-up.")
 @click.option("--lr", default=None, type=click.FloatRange(0, min_open=True), help="G's learning rate [the family's].")
@@ -179,7 +182,7 @@ def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, 
 @seed_option
 @device_option
 def finetune_command(model, walk_path, edit_name, data, shapes_config, out, steps, batch, walk_type, walk_weight,
-                     edit_share, ramp_steps, lr, lr_d, walk_lr, d_path, warmup_steps, r1_gamma, mode_seeking, amp,
+                     edit_share, alpha_max, ramp_steps, lr, lr_d, walk_lr, d_path, warmup_steps, r1_gamma, mode_seeking, amp,
                      seed, device):
     """Fine-tune a generator and a walk together, the data augmented by the same edit.
 
@@ -282,9 +285,12 @@ def finetune_command(model, walk_path, edit_name, data, shapes_config, out, step
                              amp=(torch.device(device).type == "cuda") if amp is None else amp, **overrides)
     if data == "mnist":
         config.aug_flip = 0.0
+    if alpha_max is not None:
+        from ..edits import with_training_limit
+        with_training_limit(edit, alpha_max)  # a bad limit is one line before any work
     settings = JointSettings(edit=edit.name, walk_type=walk_type, train_walk=walk_weight > 0,
                              edit_share=edit_share, walk_weight=walk_weight, walk_lr=walk_lr,
-                             ramp_start=warmup, ramp_steps=ramp_steps)
+                             ramp_start=warmup, ramp_steps=ramp_steps, alpha_max=alpha_max)
     joint = JointWalk(settings, G.latent_shape("z"), G.resolution, seed=seed)
     if start is not None and settings.train_walk:
         joint.walk.load_state_dict(start.walk.state_dict())  # the learned walk is where the joint one starts
