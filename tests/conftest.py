@@ -13,9 +13,16 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
 
 
+def subprocess_env(**extra):
+    """Environment for a child python: one thread, and this checkout first on the path, so the
+    child runs the code under test even where another install of steer is also present."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=path, **extra)
+
+
 def run_steer(*args, env=None, cwd=None, timeout=600):
     """`steer ARGS` in a subprocess with one thread; returns the CompletedProcess."""
-    full_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
+    full_env = subprocess_env(**(env or {}))
     return subprocess.run([sys.executable, "-m", "steer.cli", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd, timeout=timeout)
 

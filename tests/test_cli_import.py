@@ -6,13 +6,15 @@ import sys
 
 import pytest
 
+from tests.conftest import subprocess_env
+
 HEAVY = ("torch", "torchvision", "kornia", "numpy", "scipy", "sklearn", "matplotlib", "lpips", "safetensors")
 COMMANDS = ("models", "sample", "walk", "render", "explore", "train", "finetune", "evaluate", "quantify", "probe",
             "invert", "edit", "bench")
 
 
 def python(*args):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = subprocess_env()
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
@@ -52,7 +54,9 @@ def test_help_lists_every_command():
 
 
 def test_console_script_entry_point():
-    (entry,) = [e for e in importlib.metadata.entry_points(group="console_scripts") if e.name == "steer"]
+    # this distribution's own entry point (another install of steer may also declare one)
+    (entry,) = [e for e in importlib.metadata.distribution("steer-gan").entry_points
+                if e.group == "console_scripts" and e.name == "steer"]
     assert entry.value == "steer.cli:main"
     from steer.cli import main
     assert entry.load() is main

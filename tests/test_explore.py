@@ -22,7 +22,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, assert_user_error, run_steer
+from conftest import REPO, assert_user_error, run_steer, subprocess_env
 
 ZOOM_WALK = REPO / "walks" / "dssgan-shapes32" / "zoom" / "walk.safetensors"
 
@@ -233,7 +233,7 @@ def explore_process(tmp_path):
     save_dir = tmp_path / "saves"
     proc = subprocess.Popen([sys.executable, "-m", "steer.cli", "explore", "--port", "0", "--save-dir", str(save_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, OMP_NUM_THREADS="1"), cwd=tmp_path)
+                            env=subprocess_env(), cwd=tmp_path)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 120)
         line = proc.stdout.readline() if ready else ""

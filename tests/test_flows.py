@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, REPO, run_steer
+from tests.conftest import FIXTURES, REPO, run_steer, subprocess_env
 
 DSSGAN_PT = FIXTURES / "dssgan_official" / "generator_full_ema.pt"
 STYLEGAN_XL_PKL = FIXTURES / "stylegan_xl_official" / "network-snapshot.pkl"
@@ -45,7 +45,7 @@ def explore_one_image(walks_dir, tmp_path):
     """Start `steer explore --walks DIR` (no --model), fetch one image, stop it."""
     proc = subprocess.Popen([sys.executable, "-m", "steer.cli", "explore", "--walks", str(walks_dir), "--port", "0",
                              "--save-dir", str(tmp_path / "saves")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), cwd=tmp_path)
+                            text=True, env=subprocess_env(), cwd=tmp_path)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 180)
         line = proc.stdout.readline() if ready else ""

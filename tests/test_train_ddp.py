@@ -13,6 +13,8 @@ from steer.generators.dcgan import DCGANGenerator
 from steer.generators.dssgan.discriminator import DSSGANDiscriminator
 from steer.train import TrainConfig, train_gan
 
+from tests.conftest import subprocess_env
+
 SCRIPT = textwrap.dedent("""
     import os, sys
     from pathlib import Path
@@ -46,7 +48,7 @@ def run_two_processes(script_text: str, tmp_path):
     """Run a script under torchrun with two CPU processes (gloo), its first argument tmp_path."""
     script = tmp_path / "ddp_script.py"
     script.write_text(script_text)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = subprocess_env()
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
                              str(script), str(tmp_path)], capture_output=True, text=True, env=env, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -85,7 +87,7 @@ def test_steer_train_dssgan_under_torchrun(tmp_path):
 
     from steer import load_generator
     out = tmp_path / "run"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = subprocess_env()
     steer = shutil.which("steer")
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
                              "--no-python", steer, "train", "--arch", "dssgan", "--out", str(out), "--resolution",

@@ -9,3 +9,8 @@ done
 steer walk --model dssgan-shapes32 --edit zoom --walk linear --steps 800 --seed 0 \
   --out walks/dssgan-shapes32/zoom
 rm -f walks/dssgan-shapes32/zoom/checkpoint.pt
+for edit in zoom shift_x rotate; do
+  steer walk --model dcgan-mnist --edit "$edit" --walk linear --steps 800 --seed 0 \
+    --out "walks/dcgan-mnist/$edit"
+  rm -f "walks/dcgan-mnist/$edit/checkpoint.pt"
+done
