@@ -12,7 +12,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import interrupt_between_steps, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    Timer, check_same_run, interrupt_between_steps, load_resumable, restore, save_checkpoint, track,
+)
 from .edits import Edit
 from .errors import SteerError
 from .losses import masked_l2
@@ -29,6 +31,7 @@ class FitConfig:
     space: str | None = None
     truncation: float | None = None
     checkpoint_every: int = 100
+    checkpoint_seconds: float | None = 300.0  # also checkpoint at least this often (wall time)
     classes: list | None = None  # train on these classes only (cycled over the batch); None: all
 
 
@@ -45,13 +48,15 @@ def steering_for(generator, walk, edit: Edit, config: FitConfig) -> Steering:
 
 
 def fit_walk(generator, walk, edit: Edit, config: FitConfig, checkpoint=None, lpips=None,
-             progress: bool = True, callback=None, run_id: dict | None = None) -> FitResult:
+             progress: bool = True, callback=None, run_id: dict | None = None, restart: bool = False) -> FitResult:
     """Optimise `walk` so that G(walk(latent, alpha)) matches edit(G(latent), alpha).
 
-    checkpoint: a path; resumed from when it exists, written every `checkpoint_every`
-    steps and when interrupted (Ctrl-C). lpips: a MaskedLPIPS module when loss is "lpips".
-    callback(step, loss) runs after each step. run_id: what this fit is (model, edit, walk
-    type ...); a checkpoint written for a different run_id is refused, not resumed.
+    checkpoint: a path; resumed from when it exists (unless `restart`), written every
+    `checkpoint_every` steps, every `checkpoint_seconds` of wall time and when interrupted
+    (Ctrl-C). lpips: a MaskedLPIPS module when loss is "lpips". callback(step, loss) runs
+    after each step. run_id: what this fit is beyond its config (model and its sha256, edit,
+    walk type ...); a checkpoint written with a different run_id or config (seed, batch, lr,
+    loss, space, truncation, classes) is refused, not resumed: only `steps` may grow.
     """
     generator.eval().requires_grad_(False)
     device = generator.device
@@ -59,15 +64,27 @@ def fit_walk(generator, walk, edit: Edit, config: FitConfig, checkpoint=None, lp
     steering = steering_for(generator, walk, edit, config)
     optimiser = torch.optim.Adam(walk.parameters(), lr=config.lr)
     result = FitResult()
+    settings = {**asdict(config), **(run_id or {})}
+    if checkpoint is not None:
+        track(checkpoint)
+        if restart and Path(checkpoint).exists():
+            Path(checkpoint).unlink()  # now, so a Ctrl-C before the first save cannot leave the old run
     if checkpoint is not None and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint)
-        if run_id is not None and state.get("run_id", run_id) != run_id:
-            raise SteerError(f"{checkpoint} belongs to another walk ({state['run_id']}); "
-                             "choose another --out or delete that checkpoint")
-        walk.load_state_dict(state["walk"])
-        optimiser.load_state_dict(state["optimiser"])
+        state = load_resumable(checkpoint, {"walk": dict, "optimiser": dict, "step": int, "history": list})
+        recorded = {**(state.get("config") if isinstance(state.get("config"), dict) else {}),
+                    **(state.get("run_id") if isinstance(state.get("run_id"), dict) else {})}
+        check_same_run(recorded, settings, checkpoint, state["step"], config.steps)
+        if len(state["history"]) != state["step"] or not all(isinstance(v, float) for v in state["history"]):
+            raise SteerError(f"{checkpoint}: its loss history does not match its step {state['step']}: choose a "
+                             "fresh --out, or pass --restart to start over")
+        restore("walk", checkpoint, lambda: walk.load_state_dict(state["walk"]))
+        restore("optimiser state", checkpoint, lambda: optimiser.load_state_dict(state["optimiser"]))
+        for group in optimiser.param_groups:  # the checkpoint's lr is the run's lr: they were compared above
+            group["lr"] = config.lr
         result.history = list(state["history"])
         result.resumed_from = result.steps_done = state["step"]
+        track(checkpoint, result.steps_done)
+    timer = Timer(config.checkpoint_seconds)
 
     def save():
         if checkpoint is not None:
@@ -97,7 +114,7 @@ def fit_walk(generator, walk, edit: Edit, config: FitConfig, checkpoint=None, lp
             if interrupt["stop"]:
                 save()
                 raise KeyboardInterrupt
-            if result.steps_done % config.checkpoint_every == 0:
+            if result.steps_done % config.checkpoint_every == 0 or timer.due():
                 save()
     save()
     walk.eval()

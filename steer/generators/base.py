@@ -3,6 +3,7 @@ written once. Images are float32 in [-1, 1], NCHW; classes are int64 indices or 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -196,10 +197,13 @@ def class_index(generator, text, option: str = "--class") -> int:
     BigGAN: 'golden retriever'; case and '_' for ' ' do not matter)."""
     from ..errors import SteerError
     text = str(text).strip()
-    if text.lstrip("-").isdigit():
-        index = int(text)
+    if len(text) > 200:
+        raise SteerError(f"{option} is {len(text)} characters long: give a class name or an index")
+    # ASCII digits only: str.isdigit() also takes '²', which int() then refuses with a traceback
+    if re.fullmatch(r"[+-]?[0-9]+", text):
+        index = int(text) if len(text) <= 20 else -1
         if not 0 <= index < generator.num_classes:
-            raise SteerError(f"{option} {index} is out of range: {generator.name} has classes "
+            raise SteerError(f"{option} {text[:24]} is out of range: {generator.name} has classes "
                              f"0..{generator.num_classes - 1}")
         return index
     names = generator.class_names or []

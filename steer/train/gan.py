@@ -39,7 +39,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..checkpoint import interrupt_between_steps, load_checkpoint, save_checkpoint
+from ..checkpoint import (
+    Timer, check_same_run, interrupt_between_steps, load_resumable, restore, save_checkpoint, track,
+)
 from ..seeding import step_seed
 
 # step_seed streams; 2 is the data stream (steer.data), 1 the original latent stream
@@ -59,6 +61,7 @@ class TrainConfig:
     ema_beta: float = 0.999
     ema_rampup: float | None = None  # StyleGAN2-ADA's ramp: the EMA spans at most this share of the images seen
     checkpoint_every: int = 250
+    checkpoint_seconds: float | None = 300.0  # also checkpoint at least this often (wall time)
     seed: int = 0
     lr_d: float | None = None  # D's learning rate; None: same as lr
     clip_g: float | None = None  # max gradient norm of G; None: no clipping
@@ -224,7 +227,7 @@ def mode_seeking_term(images_a, images_b, z_a, z_b, eps: float = 1e-5):
 
 
 def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = True,
-              on_checkpoint=None, joint=None):
+              on_checkpoint=None, joint=None, run_id: dict | None = None, restart: bool = False):
     """Train G against D. next_batch(step, n) returns (images in [-1,1], classes or None)
     for the global batch n = config.batch; G is called as G.synthesize(z, classes) with
     z of size G.latent_dim.
@@ -232,7 +235,10 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
     joint: a steer.finetune.JointWalk, which adds its terms to both losses (walked fakes,
     edited reals, the walk loss) and trains its walk beside G; its state is checkpointed.
 
-    Writes out_dir/checkpoint.pt (resumed from when present) and out_dir/log.jsonl.
+    Writes out_dir/checkpoint.pt (resumed from when present, unless `restart`; every
+    `checkpoint_every` steps and `checkpoint_seconds` of wall time) and out_dir/log.jsonl.
+    run_id: what the run is beyond its config (architecture, data, base model ...); a
+    checkpoint recorded with a different run_id or config is refused: only `steps` may grow.
     Returns the EMA generator (in eval mode). Under torchrun every rank must call this with
     the same arguments; only rank 0 writes and calls on_checkpoint.
     """
@@ -255,13 +261,32 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
     lr_d = config.lr if config.lr_d is None else config.lr_d
     opt_d = torch.optim.Adam(D.parameters(), lr=lr_d, betas=tuple(config.betas))
     start, elapsed_before = 0, 0.0
-    if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        G.load_state_dict(state["G"]), D.load_state_dict(state["D"]), G_ema.load_state_dict(state["G_ema"])
-        opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
-        start, elapsed_before = state["step"], state.get("elapsed", 0.0)
+    if rank == 0:
+        track(ckpt_path)
+        if restart and ckpt_path.exists():
+            ckpt_path.unlink()  # now, so a Ctrl-C before the first save cannot leave the old run
+    if ckpt_path.exists() and not restart:
+        required = {"G": dict, "D": dict, "G_ema": dict, "opt_g": dict, "opt_d": dict, "step": int}
         if joint is not None:
-            joint.load_state_dict(state["joint"])
+            required["joint"] = dict
+        state = load_resumable(ckpt_path, required)
+        recorded = {**(state.get("config") if isinstance(state.get("config"), dict) else {}),
+                    **(state.get("run_id") if isinstance(state.get("run_id"), dict) else {})}
+        check_same_run(recorded, {**asdict(config), **(run_id or {})}, ckpt_path, state["step"], config.steps)
+        restore("generator", ckpt_path, lambda: (G.load_state_dict(state["G"]), G_ema.load_state_dict(state["G_ema"])))
+        restore("discriminator", ckpt_path, lambda: D.load_state_dict(state["D"]))
+        restore("optimiser state", ckpt_path, lambda: (opt_g.load_state_dict(state["opt_g"]),
+                                                       opt_d.load_state_dict(state["opt_d"])))
+        for opt, lr in ((opt_g, config.lr), (opt_d, lr_d)):  # the run's lr, compared above
+            for group in opt.param_groups:
+                group["lr"] = lr
+        elapsed = state.get("elapsed", 0.0)
+        start, elapsed_before = state["step"], float(elapsed) if isinstance(elapsed, (int, float)) else 0.0
+        if joint is not None:
+            restore("walk", ckpt_path, lambda: joint.load_state_dict(state["joint"]))
+        if rank == 0:
+            track(ckpt_path, start)
+    timer = Timer(config.checkpoint_seconds)
     t0 = time.time()  # wall time accumulates across resumes, for the model card
     num_classes = getattr(G, "num_classes", 0) or 0
     g_buffers = list(G.buffers())
@@ -269,7 +294,7 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
     def save(step):
         save_checkpoint({"G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
                          "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
-                         "config": asdict(config), "elapsed": elapsed_before + time.time() - t0,
+                         "config": asdict(config), "run_id": run_id, "elapsed": elapsed_before + time.time() - t0,
                          **({"joint": joint.state_dict()} if joint is not None else {})},
                         ckpt_path)
         if on_checkpoint is not None:
@@ -307,7 +332,7 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
     r1_weight = 0.5 * config.r1_gamma * (config.r1_every if config.r1_scale_by_interval else 1)
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
                disable=not (progress and rank == 0), desc="train", dynamic_ncols=True)
-    log_file = open(log_path, "a") if rank == 0 else contextlib.nullcontext()
+    log_file = open(log_path, "w" if start == 0 else "a") if rank == 0 else contextlib.nullcontext()
     with interrupt_between_steps() as interrupt, log_file as log:
         for step in bar:
             torch.manual_seed(step_seed(config.seed, step, _GLOBAL_RNG + rank))  # randomness inside G
@@ -405,7 +430,8 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
                 flag = torch.tensor([float(stop)], device=device)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                 stop = bool(flag.item())
-            if stop or (step + 1) % config.checkpoint_every == 0:
+            due = rank == 0 and timer.due()  # only rank 0 writes, so only its clock counts
+            if stop or due or (step + 1) % config.checkpoint_every == 0:
                 if rank == 0:
                     log.flush()
                     save(step + 1)
