@@ -14,6 +14,7 @@ import signal
 import tempfile
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -92,9 +93,13 @@ def load_resumable(path, required: dict) -> dict:
     path = Path(path)
     fresh = f"choose a fresh --out, or pass --restart to start over (it replaces {path.name})"
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols: the one line below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt zip, truncated file, a pickle that asks for code: all data errors here
         reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        if "weights only" in reason.lower() or "weights_only" in reason:
+            reason = "it holds more than tensors and plain data, so it is not read"  # torch's text is many lines
         raise SteerError(f"{path} is not a readable steer checkpoint ({reason}): {fresh}") from None
     if not isinstance(state, dict):
         raise SteerError(f"{path} holds a {type(state).__name__}, not a steer checkpoint: {fresh}")
@@ -111,7 +116,7 @@ def restore(what: str, path, load) -> None:
     try:
         load()
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        reason = " ".join(str(e).split())[:200] or type(e).__name__  # torch's message spans lines
         raise SteerError(f"{path}: its {what} does not fit this run ({reason}): choose a fresh --out, or pass "
                          "--restart to start over") from None
 

@@ -40,11 +40,10 @@ del command
 def main():
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted; the last checkpoint is kept, rerun the same command to resume", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("interrupted; the last checkpoint is kept, rerun the same command to resume", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # torch-free: the checkpoint module is only imported if a job already imported it
+        checkpoint = sys.modules.get("steer.checkpoint")
+        click.echo(checkpoint.interrupt_message() if checkpoint else "interrupted", err=True)
         sys.exit(130)
     except click.exceptions.NoArgsIsHelpError as e:
         click.echo(e.ctx.get_help() if e.ctx else str(e))

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from .common import model_option, device_option, open_generator
+from .common import MAX_COUNT, STEPS, check_batch_memory, whole
 
 
 @click.group("bench")
@@ -15,9 +16,9 @@ def bench_group():
 @bench_group.command("walk")
 @model_option
 @click.option("--edit", "edit_name", default="zoom", show_default=True)
-@click.option("--batch", default=16, show_default=True, type=click.IntRange(1))
-@click.option("--steps", default=30, show_default=True, type=click.IntRange(1), help="Steps per timing round.")
-@click.option("--rounds", default=5, show_default=True, type=click.IntRange(1))
+@click.option("--batch", default=16, show_default=True, type=whole(1, MAX_COUNT))
+@click.option("--steps", default=30, show_default=True, type=STEPS, help="Steps per timing round.")
+@click.option("--rounds", default=5, show_default=True, type=whole(1, MAX_COUNT))
 @click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False), help="Also write the figures here.")
 @device_option
 def bench_walk_command(model, edit_name, batch, steps, rounds, json_out, device):
@@ -32,6 +33,7 @@ def bench_walk_command(model, edit_name, batch, steps, rounds, json_out, device)
     from ..edits import get_edit
     get_edit(edit_name)
     G = open_generator(model, device)
+    check_batch_memory("--batch", batch, G.resolution, G.device)
     r = bench_walk(G, edit_name, batch=batch, steps=steps, rounds=rounds, model_name=model)
     click.echo(f"model {r['model']}, edit {r['edit']}, batch {r['batch']}, {r['device']}, {r['threads']} threads")
     click.echo(f"(a) walk step / unavoidable work: {r['step_ms']:.2f} ms / {r['floor_ms']:.2f} ms = "

@@ -9,19 +9,20 @@ from .common import (
     model_option, device_option, seed_option, walk_file_option, walk_model_option, writable_dir, command_line,
     parse_numbers, open_generator, real_images,
 )
+from .common import MAX_COUNT, POSITIVE, check_batch_memory, whole
 
 
 @click.command("evaluate")
 @model_option
 @click.option("--data", default=None, help="Real images to compare with: 'shapes', 'mnist' (the 1,000 held-out digits) or a "
                                  "folder of images (sub-folders are classes) [the model's own training data].")
-@click.option("--samples", default=2000, show_default=True, type=click.IntRange(20), help="Generated samples.")
-@click.option("--class", "class_", default=None, type=int, help="Evaluate one class only.")
+@click.option("--samples", default=2000, show_default=True, type=whole(20, MAX_COUNT), help="Generated samples.")
+@click.option("--class", "class_", default=None, type=whole(0, MAX_COUNT), help="Evaluate one class only.")
 @click.option("--features", default=None,
               type=click.Choice(["shapes", "pixels", "fid", "resnet18", "resnet50", "inception"]),
               help="Feature network [shapes data: the shapes classifier; folders: pixels]; "
                    "fid: standard FID (pytorch-fid's Inception weights in torch's cache).")
-@click.option("--bins", default=50, show_default=True, type=click.IntRange(2), help="k-means bins for NDB/JSD.")
+@click.option("--bins", default=50, show_default=True, type=whole(2, MAX_COUNT), help="k-means bins for NDB/JSD.")
 @seed_option
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="JSON to write [default: runs/evaluate/MODEL.json].")
@@ -45,6 +46,7 @@ def evaluate_command(model, data, samples, class_, features, bins, seed, out, de
     from ..metrics import evaluate_generator
 
     G = open_generator(model, device)
+    check_batch_memory("--samples", samples, G.resolution, G.device, images_per_item=2)
     data = data or training_data(G) or "shapes"
     out = Path(out or Path("runs") / "evaluate" / f"{G.name}.json")
     writable_dir(out.parent)
@@ -90,24 +92,24 @@ def evaluate_command(model, data, samples, class_, features, bins, seed, out, de
                    "(detector_area, detector_centre_x/y) [default: what the walk's edit moves].")
 @click.option("--alphas", default=None,
               help="Comma-separated alphas [default: the edit's test range: zoom 1/16..16, shifts +-S px, colour +-1].")
-@click.option("--samples", default=200, show_default=True, type=click.IntRange(2), help="Latents walked per alpha.")
+@click.option("--samples", default=200, show_default=True, type=whole(2, MAX_COUNT), help="Latents walked per alpha.")
 @click.option("--data", default=None,
               help="Training data to compare with: 'shapes', 'mnist' (the 4,000 training digits), a folder of "
                    "images, or 'none' [default: the model's own training data when steer knows it, else none].")
-@click.option("--data-samples", default=1000, show_default=True, type=click.IntRange(2),
+@click.option("--data-samples", default=1000, show_default=True, type=whole(2, MAX_COUNT),
               help="Real shapes drawn for the data distribution.")
-@click.option("--tolerance", default=None, type=click.FloatRange(0, min_open=True),
+@click.option("--tolerance", default=None, type=POSITIVE,
               help="Reach rule: how far the walked median may sit from the target's [area 0.25 relative; "
                    "centre 0.05 of the width; colour 0.1 absolute].")
 @click.option("--features", default=None, type=click.Choice(["shapes", "pixels", "none"]),
               help="Feature network for realism (Frechet distance to the data) [shapes data: shapes; else none].")
-@click.option("--class", "class_", default=None, type=int, help="Class for every sample (default: cycle).")
+@click.option("--class", "class_", default=None, type=whole(0, MAX_COUNT), help="Class for every sample (default: cycle).")
 @click.option("--coco-category", default=None, help="Detector: the COCO category to find [default: each "
                                                     "sample's ImageNet class through steer's COCO table].")
 @click.option("--detector", default="fasterrcnn_mobilenet_v3_large_fpn", show_default=True,
               type=click.Choice(["fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_mobilenet_v3_large_320_fpn"]))
 @seed_option
-@click.option("--batch", default=50, show_default=True, type=click.IntRange(1))
+@click.option("--batch", default=50, show_default=True, type=whole(1, MAX_COUNT))
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Output folder [default: runs/quantify/MODEL-EDIT].")
 @device_option
@@ -140,6 +142,8 @@ def quantify_command(walk_path, model, estimator, alphas, samples, data, data_sa
 
     steering, meta = Steering.load(walk_path, model=model, device=device)
     G, edit, space = steering.generator, steering.edit, steering.space
+    check_batch_memory("--batch", batch, G.resolution, G.device)
+    check_batch_memory("--samples", samples, G.resolution, G.device, images_per_item=1)
     alpha_list = parse_numbers(alphas, "--alphas") if alphas else edit.test_alphas(G.resolution)
     edit.check_alphas(alpha_list, G.resolution)
     est = get_estimator(estimator, edit.name, category=coco_category, arch=detector, device=G.device) \

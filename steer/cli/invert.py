@@ -10,6 +10,7 @@ from .common import (
     device_option, seed_option, walk_file_option, writable_dir, command_line, parse_numbers,
     open_generator, walk_for_pivot, reconstruction_loss_module,
 )
+from .common import MAX_COUNT, NON_NEGATIVE, POSITIVE, whole
 
 
 @click.command("invert")
@@ -24,23 +25,23 @@ from .common import (
               help="Output folder [default: runs/invert/IMAGE-NAME].")
 @click.option("--allow-l2", is_flag=True,
               help="Invert with L2 alone when LPIPS's backbone weights are missing (a warning says so).")
-@click.option("--project-steps", default=450, show_default=True, type=click.IntRange(1),
+@click.option("--project-steps", default=450, show_default=True, type=whole(1, MAX_COUNT),
               help="Most projection steps (PTI: 450).")
-@click.option("--tune-steps", default=350, show_default=True, type=click.IntRange(0),
+@click.option("--tune-steps", default=350, show_default=True, type=whole(0, MAX_COUNT),
               help="Most pivotal-tuning steps (PTI: 350); 0 skips tuning.")
-@click.option("--patience", default=40, show_default=True, type=click.IntRange(0),
+@click.option("--patience", default=40, show_default=True, type=whole(0, MAX_COUNT),
               help="Stop projecting once the loss has not improved by 0.1 % for this many steps; 0: never.")
-@click.option("--target-psnr", default=33.0, show_default=True, type=click.FloatRange(0),
+@click.option("--target-psnr", default=33.0, show_default=True, type=NON_NEGATIVE,
               help="Stop either phase once the reconstruction reaches this PSNR (dB); 0: never.")
 @click.option("--full-schedule", is_flag=True,
               help="PTI's fixed schedule: every step of both phases, no early stopping.")
-@click.option("--tune-lr", default=3e-4, show_default=True, type=click.FloatRange(0, min_open=True))
-@click.option("--locality", default=0.0, show_default=True, type=click.FloatRange(0),
+@click.option("--tune-lr", default=3e-4, show_default=True, type=POSITIVE)
+@click.option("--locality", default=0.0, show_default=True, type=NON_NEGATIVE,
               help="Weight of PTI's locality regulariser (PTI: 0.1): latents between the pivot and random "
                    "ones must render as before tuning; 0: off.")
 @click.option("--walk", "walk_path", default=None, type=click.Path(dir_okay=False),
               help="Also measure this walk's error at the pivot after tuning against its error on the base model.")
-@click.option("--max-pixels", default=89_478_485, show_default=True, type=click.IntRange(1),
+@click.option("--max-pixels", default=89_478_485, show_default=True, type=whole(1, 2**31),
               help="Refuse photos with more pixels than this (Pillow's decompression-bomb limit).")
 @seed_option
 @device_option

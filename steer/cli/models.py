@@ -8,6 +8,7 @@ from ..errors import SteerError
 from .common import (
     model_option, device_option, seed_option, writable_dir, open_generator,
 )
+from .common import POSITIVE, whole
 
 
 TRUNCATION_MEANING = {"z": "a truncated normal z (entries beyond +-t redrawn)",
@@ -58,13 +59,13 @@ def models_command(model):
 
 @click.command("sample")
 @model_option
-@click.option("-n", "--num", default=16, show_default=True, type=click.IntRange(1, 1024), help="How many images.")
+@click.option("-n", "--num", default=16, show_default=True, type=whole(1, 1024), help="How many images.")
 @seed_option
 @click.option("--class", "class_", default=None,
               help="Class for every image, by index or name (e.g. 207 or 'golden retriever') [default: cycle].")
 @click.option("--classes", "classes_", default=None,
               help="Comma-separated classes (indices or names), cycled over the images.")
-@click.option("--truncation", default=None, type=click.FloatRange(0, min_open=True),
+@click.option("--truncation", default=None, type=POSITIVE,
               help="StyleGAN: psi toward the (class) mean w, e.g. 0.7; BigGAN: z from a normal truncated to "
                    "+-2 times it and the matching batch-norm statistics, in (0, 1]; others: bound of a "
                    "truncated normal z.")

@@ -6,12 +6,13 @@ import click
 
 from ..errors import SteerError
 from .common import device_option, seed_option, writable_dir, command_line, open_generator
+from .common import MAX_COUNT, POSITIVE, check_batch_memory, whole
 
 
 @click.command("probe")
 @click.option("--model", default=None, help="A DSS-GAN: bundled name, folder or official checkpoint file.")
-@click.option("--samples", default=64, show_default=True, type=click.IntRange(4), help="Latents per measurement.")
-@click.option("--sigma", default=1.0, show_default=True, type=click.FloatRange(0, min_open=True),
+@click.option("--samples", default=64, show_default=True, type=whole(4, MAX_COUNT), help="Latents per measurement.")
+@click.option("--sigma", default=1.0, show_default=True, type=POSITIVE,
               help="Norm of each perturbation of a chunk of z.")
 @seed_option
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Folder [default: runs/probe/MODEL].")
@@ -35,6 +36,7 @@ def probe_command(model, samples, sigma, seed, out, device):
     from ..viz import save_probe_figures
 
     G = open_generator(model, device)
+    check_batch_memory("--samples", samples, G.resolution, G.device)
     if G.family != "dssgan":
         raise SteerError(f"{G.name} is not a DSS-GAN: the probe needs per-direction latent chunks")
     classifier = None

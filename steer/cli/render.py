@@ -8,6 +8,7 @@ import click
 from ..defaults import DEFAULT_MODEL
 from ..errors import SteerError
 from .common import device_option, walk_model_option, writable_dir, parse_numbers, open_generator
+from .common import MAX_SEED, POSITIVE, whole
 
 
 @click.command("render")
@@ -18,7 +19,7 @@ from .common import device_option, walk_model_option, writable_dir, parse_number
 @click.option("--seeds", default="0,1,2,3", show_default=True, help="Comma-separated seeds, one row each.")
 @click.option("--class", "class_", default=None, help="Class for every row, index or name (default: cycle).")
 @click.option("--classes", "classes_", default=None, help="Comma-separated classes (indices or names), one per row, cycled.")
-@click.option("--truncation", default=None, type=click.FloatRange(0, min_open=True),
+@click.option("--truncation", default=None, type=POSITIVE,
               help="Override the truncation the walk was learned under (StyleGAN psi, BigGAN truncation).")
 @click.option("--channel", default="all", show_default=True, type=click.Choice(["r", "g", "b", "all"]),
               help="For colour walks: which channel alpha moves.")
@@ -61,7 +62,8 @@ def render_command(walk_path, model, alphas, seeds, class_, classes_, truncation
     G = model_for(record, model, device, what=str(settings_path if record is settings else walk_path))
     if truncation is None and not given("truncation") and settings.get("truncation") is not None:
         truncation = settings["truncation"]
-        if not isinstance(truncation, (int, float)) or isinstance(truncation, bool) or truncation <= 0:
+        if (not isinstance(truncation, (int, float)) or isinstance(truncation, bool)
+                or not 0 < truncation <= 1e6):  # also refuses NaN and inf, which JSON readers take
             raise SteerError(f"--settings: \"truncation\" must be a positive number or null, got {truncation!r}")
     if not given("channel") and "channel" in settings:
         channel = settings["channel"]
@@ -79,10 +81,11 @@ def render_command(walk_path, model, alphas, seeds, class_, classes_, truncation
     if not given("seeds") and "seeds" in settings:
         seed_list = settings["seeds"]
         if not (isinstance(seed_list, list) and seed_list
-                and all(isinstance(v, int) and not isinstance(v, bool) for v in seed_list)):
-            raise SteerError(f"--settings: \"seeds\" must be a list of whole numbers, got {json.dumps(seed_list)}")
+                and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_SEED for v in seed_list)):
+            raise SteerError(f"--settings: \"seeds\" must be a list of whole numbers in 0..{MAX_SEED}, "
+                             f"got {json.dumps(seed_list)[:80]}")
     else:
-        seed_list = parse_numbers(seeds, "--seeds", int)
+        seed_list = parse_numbers(seeds, "--seeds", int, 0, MAX_SEED)
     if class_ is None and not classes_:
         class_, classes_ = settings.get("class"), settings.get("classes")
         if isinstance(classes_, list):
@@ -122,7 +125,7 @@ def render_command(walk_path, model, alphas, seeds, class_, classes_, truncation
               help="Folder searched (recursively) for walk files [walks/<model>/].")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (the default serves this machine only).")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+@click.option("--port", default=8765, show_default=True, type=whole(0, 65535),
               help="Port to listen on; 0 picks a free one.")
 @click.option("--save-dir", default="runs/explore", show_default=True, type=click.Path(file_okay=False),
               help="Where the page's Save writes its PNG and settings JSON.")

@@ -11,6 +11,10 @@ from .common import (
     device_option, seed_option, run_folder_option, writable_dir, command_line, parse_numbers,
     open_generator, save_model_and_samples,
 )
+from .common import (
+    MAX_COUNT, NON_NEGATIVE, POSITIVE, SHARE, STEPS, check_batch_memory, checkpoint_minutes_option, restart_option,
+    whole,
+)
 
 
 @click.command("train")
@@ -23,46 +27,49 @@ from .common import (
 @click.option("--shapes-config", default=None, type=click.Path(dir_okay=False),
               help="JSON of the shapes data's attribute ranges (ShapesConfig fields, e.g. "
                    '{"scale": [0.18, 0.22]} or per-class {"class_scale": {"circle": [0.1, 0.4]}}).')
-@click.option("--resolution", default=32, show_default=True, type=int)
-@click.option("--steps", default=6000, show_default=True, type=click.IntRange(1))
-@click.option("--batch", default=32, show_default=True, type=click.IntRange(1),
+@click.option("--resolution", default=32, show_default=True, type=whole(1, 1 << 14))
+@click.option("--steps", default=6000, show_default=True, type=STEPS)
+@click.option("--batch", default=32, show_default=True, type=whole(1, MAX_COUNT),
               help="Global batch (split across processes under torchrun).")
-@click.option("--lr", default=None, type=click.FloatRange(0, min_open=True),
+@click.option("--lr", default=None, type=POSITIVE,
               help="G learning rate [dcgan 2e-4 for G and D; dssgan 9e-5, D 3e-5 (official)].")
-@click.option("--lr-d", default=None, type=click.FloatRange(0, min_open=True), help="D learning rate (dssgan).")
-@click.option("--base-channels", default=32, show_default=True, type=click.IntRange(4),
+@click.option("--lr-d", default=None, type=POSITIVE, help="D learning rate (dssgan).")
+@click.option("--base-channels", default=32, show_default=True, type=whole(4, 2048),
               help="dcgan: width at full resolution.")
 @click.option("--channels", default=None,
               help="dssgan: widths from 8 px up to the resolution, e.g. 64,48,32 for 32 px.")
-@click.option("--d-state", default=16, show_default=True, type=click.IntRange(1), help="dssgan: Mamba state size.")
+@click.option("--d-state", default=16, show_default=True, type=whole(1, 1024), help="dssgan: Mamba state size.")
 @click.option("--directions", default="row_fwd,col_fwd,diag_left", show_default=True,
               help="dssgan: scan directions, each with its own chunk of z (row_fwd, row_bwd, col_fwd, col_bwd, "
                    "diag_left, diag_right).")
-@click.option("--r1-gamma", default=None, type=click.FloatRange(0),
+@click.option("--r1-gamma", default=None, type=NON_NEGATIVE,
               help="R1 weight [plain recipe 1 (every 16 steps, scaled); official 5 (every 4)].")
 @click.option("--recipe", default=None, type=click.Choice(["plain", "official"]),
               help="plain: Adam (0.5, 0.99), lazy R1, EMA; official: the DSS-GAN paper's recipe (Adam (0, 0.99), "
                    "R1 every 4, gradient clips, uniform fake classes, fresh G latents, augmentation) "
                    "[dcgan: plain; dssgan: official].")
-@click.option("--mode-seeking", default=0.0, show_default=True, type=click.FloatRange(0),
+@click.option("--mode-seeking", default=0.0, show_default=True, type=NON_NEGATIVE,
               help="Weight of MSGAN's mode-seeking term (pairs of latents sharing a class); 0: off.")
 @click.option("--augment", default=None,
               help="Train on data augmented by an edit, EDIT:MAX (e.g. rotate:20: a share of the images "
                    "rotated by whole degrees in -20..20, as the steerability paper's MNIST GAN) [off].")
-@click.option("--augment-share", default=5 / 6, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--augment-share", default=5 / 6, show_default=True, type=SHARE,
               help="Share of the images --augment edits (the paper: 50,000 of 60,000).")
-@click.option("--ema-rampup", default=None, type=click.FloatRange(0, min_open=True),
+@click.option("--ema-rampup", default=None, type=POSITIVE,
               help="Ramp G's EMA up as StyleGAN2-ADA does (0.05 there): it spans at most this share of the "
                    "steps so far, so short runs do not average in the untrained start [off].")
 @seed_option
+@restart_option
+@checkpoint_minutes_option
 @device_option
 def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, lr_d, base_channels, channels,
                   d_state, directions, r1_gamma, recipe, mode_seeking, augment, augment_share, ema_rampup, seed,
-                  device):
+                  restart, checkpoint_minutes, device):
     """Train a class-conditional generator on shapes or an image folder.
 
-    Writes OUT/checkpoint.pt while training (Ctrl-C saves; rerun to resume), then the
-    model in bundled format under OUT/model/ and a sample grid OUT/samples.png. Runs
+    Writes OUT/checkpoint.pt while training (every 250 steps and every --checkpoint-minutes;
+    Ctrl-C saves; rerun to resume: a checkpoint of other settings is refused, --restart
+    starts over, only --steps may grow), then the model in bundled format under OUT/model/ and a sample grid OUT/samples.png. Runs
     data-parallel under torchrun (gloo on CPU, nccl on CUDA).
 
     \b
@@ -83,6 +90,8 @@ def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, 
     if resolution < 8 or resolution > 1024 or resolution & (resolution - 1) or (arch == "dssgan" and resolution < 16):
         raise SteerError(f"--resolution {resolution} must be a power of two from "
                          f"{16 if arch == 'dssgan' else 8} to 1024")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    check_batch_memory("--batch", batch, resolution, device)
     extra_config = {}
     if shapes_config is not None and data != "shapes":
         raise SteerError("--shapes-config sets the procedural shapes data: use it with --data shapes")
@@ -114,7 +123,8 @@ def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, 
                          d_state=d_state, directions=scan_directions)
     D = fam.discriminator(G)
     recipe = recipe or ("official" if arch == "dssgan" else "plain")
-    overrides = {"steps": steps, "batch": batch, "seed": seed, "mode_seeking": mode_seeking, "ema_rampup": ema_rampup}
+    overrides = {"steps": steps, "batch": batch, "seed": seed, "mode_seeking": mode_seeking, "ema_rampup": ema_rampup,
+                 "checkpoint_seconds": checkpoint_minutes * 60}
     overrides.update({k: v for k, v in (("lr", lr), ("lr_d", lr_d), ("r1_gamma", r1_gamma)) if v is not None})
     config = TrainConfig.dssgan_official(**overrides) if recipe == "official" else TrainConfig(**overrides)
     if data == "mnist":
@@ -123,7 +133,11 @@ def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, 
     if os.environ.get("WORLD_SIZE", "1") != "1":
         from ..train.gan import distributed_device
         device = str(distributed_device())
-    G_ema = train_gan(G.to(device), D.to(device), next_batch, out, config)
+    # with the config (seed, batch, lr, recipe ...) what a resumed run must share
+    run_id = {"command": "train", "arch": arch, "data": data, "resolution": resolution, "classes": class_names,
+              "base_channels": base_channels, "channels": widths, "d_state": d_state, "directions": scan_directions,
+              "extra_config": extra_config}
+    G_ema = train_gan(G.to(device), D.to(device), next_batch, out, config, run_id=run_id, restart=restart)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun, rank 0 writes the model
     minutes = G_ema.train_seconds / 60
@@ -155,40 +169,43 @@ def train_command(arch, data, out, shapes_config, resolution, steps, batch, lr, 
 @click.option("--shapes-config", default=None, type=click.Path(dir_okay=False),
               help="JSON of the shapes data's attribute ranges [default: the model's own].")
 @run_folder_option
-@click.option("--steps", default=1000, show_default=True, type=click.IntRange(1), help="Steps, the D warm-up included.")
-@click.option("--batch", default=32, show_default=True, type=click.IntRange(2))
+@click.option("--steps", default=1000, show_default=True, type=STEPS, help="Steps, the D warm-up included.")
+@click.option("--batch", default=32, show_default=True, type=whole(2, MAX_COUNT))
 @click.option("--walk-type", "walk_type", default=None, type=click.Choice(["linear", "nonlinear"]),
               help="The walk's type [the --walk's, else linear].")
-@click.option("--walk-weight", default=1.0, show_default=True, type=click.FloatRange(0),
+@click.option("--walk-weight", default=1.0, show_default=True, type=NON_NEGATIVE,
               help="Weight of the walk loss in G's loss; 0: no walk, G is fine-tuned on edited data alone.")
-@click.option("--edit-share", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--edit-share", default=0.5, show_default=True, type=SHARE,
               help="Share of each batch walked (fakes) and edited (reals).")
-@click.option("--alpha-max", default=None, type=click.FloatRange(0, min_open=True),
+@click.option("--alpha-max", default=None, type=POSITIVE,
               help="Draw alphas (walk and edited reals) up to this instead of the edit's training range "
                    "(rotate/shift: whole units; zoom: a factor above 1).")
-@click.option("--ramp-steps", default=0, show_default=True, type=click.IntRange(0),
+@click.option("--ramp-steps", default=0, show_default=True, type=whole(0, MAX_COUNT),
               help="The share and the walk weight grow linearly from 0 over these steps after the warm-up.")
-@click.option("--lr", default=None, type=click.FloatRange(0, min_open=True), help="G's learning rate [the family's].")
-@click.option("--lr-d", default=None, type=click.FloatRange(0, min_open=True), help="D's learning rate [the family's].")
-@click.option("--walk-lr", default=None, type=click.FloatRange(0, min_open=True), help="The walk's [the edit's].")
+@click.option("--lr", default=None, type=POSITIVE, help="G's learning rate [the family's].")
+@click.option("--lr-d", default=None, type=POSITIVE, help="D's learning rate [the family's].")
+@click.option("--walk-lr", default=None, type=POSITIVE, help="The walk's [the edit's].")
 @click.option("--discriminator", "d_path", default=None, type=click.Path(dir_okay=False),
               help="A `steer train` checkpoint.pt whose D to start from [default: a fresh D, warmed up first].")
-@click.option("--warmup-steps", default=None, type=click.IntRange(0),
+@click.option("--warmup-steps", default=None, type=whole(0, MAX_COUNT),
               help="Steps that train D alone first [200 with a fresh D, 0 with --discriminator].")
-@click.option("--r1-gamma", default=None, type=click.FloatRange(0), help="R1 weight [the family's].")
-@click.option("--mode-seeking", default=0.0, show_default=True, type=click.FloatRange(0),
+@click.option("--r1-gamma", default=None, type=NON_NEGATIVE, help="R1 weight [the family's].")
+@click.option("--mode-seeking", default=0.0, show_default=True, type=NON_NEGATIVE,
               help="Weight of MSGAN's mode-seeking term; 0: off.")
 @click.option("--amp/--no-amp", default=None, help="bfloat16 mixed precision [on with CUDA].")
 @seed_option
+@restart_option
+@checkpoint_minutes_option
 @device_option
 def finetune_command(model, walk_path, edit_name, data, shapes_config, out, steps, batch, walk_type, walk_weight,
                      edit_share, alpha_max, ramp_steps, lr, lr_d, walk_lr, d_path, warmup_steps, r1_gamma, mode_seeking, amp,
-                     seed, device):
+                     seed, restart, checkpoint_minutes, device):
     """Fine-tune a generator and a walk together, the data augmented by the same edit.
 
     G's loss adds the walk loss (G(walk(z, a)) against edit(G(z), a)) and the adversarial
     loss on walked fakes; D sees walked fakes and reals edited with alphas from the walk's
-    training range. Writes OUT/checkpoint.pt while training (Ctrl-C saves; rerun to resume),
+    training range. Writes OUT/checkpoint.pt while training (Ctrl-C saves; rerun to resume;
+    a checkpoint of other settings is refused, --restart starts over, only --steps may grow),
     then OUT/model/ (bundled format), OUT/walk.safetensors and OUT/strip.png. Runs
     data-parallel under torchrun like `steer train`.
 
@@ -267,6 +284,7 @@ def finetune_command(model, walk_path, edit_name, data, shapes_config, out, step
         device = str(distributed_device())
     else:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    check_batch_memory("--batch", batch, G.resolution, device)
     G = G.to(device)
     if not any(p.is_floating_point() for p in G.parameters()):
         raise SteerError(f"{G.name} has no weights to fine-tune")
@@ -282,6 +300,7 @@ def finetune_command(model, walk_path, edit_name, data, shapes_config, out, step
         raise SteerError(f"--warmup-steps {warmup} leaves no step for G: give --steps above it")
     overrides = {k: v for k, v in (("lr", lr), ("lr_d", lr_d), ("r1_gamma", r1_gamma)) if v is not None}
     config = training_recipe(G, steps=steps, batch=batch, seed=seed, d_only_steps=warmup, mode_seeking=mode_seeking,
+                             checkpoint_seconds=checkpoint_minutes * 60,
                              amp=(torch.device(device).type == "cuda") if amp is None else amp, **overrides)
     if data == "mnist":
         config.aug_flip = 0.0
@@ -294,7 +313,13 @@ def finetune_command(model, walk_path, edit_name, data, shapes_config, out, step
     joint = JointWalk(settings, G.latent_shape("z"), G.resolution, seed=seed)
     if start is not None and settings.train_walk:
         joint.walk.load_state_dict(start.walk.state_dict())  # the learned walk is where the joint one starts
-    G_ema = train_gan(G.train().requires_grad_(True), D.to(device), next_batch, out, config, joint=joint)
+    # with the config (seed, batch, lr ...) what a resumed run must share: the base model, data, walk settings
+    run_id = {"command": "finetune", "model": base_label, "model_sha256": (base_source or {}).get("sha256"),
+              "data": data, "classes": class_names, "extra_config": extra_config, "joint": settings.to_dict(),
+              "start_walk": str(Path(walk_path).resolve()) if walk_path else None,
+              "discriminator": str(Path(d_path).resolve()) if d_path else None}
+    G_ema = train_gan(G.train().requires_grad_(True), D.to(device), next_batch, out, config, joint=joint,
+                      run_id=run_id, restart=restart)
     if int(os.environ.get("RANK", "0")) != 0:
         return
     minutes = G_ema.train_seconds / 60

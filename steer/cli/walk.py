@@ -9,6 +9,9 @@ from .common import (
     model_option, device_option, seed_option, walk_type_option, writable_dir, command_line, parse_layers,
     open_generator,
 )
+from .common import (
+    MAX_COUNT, POSITIVE, STEPS, check_batch_memory, checkpoint_minutes_option, restart_option, whole,
+)
 
 
 @click.command("walk")
@@ -17,34 +20,38 @@ from .common import (
               help="zoom, shift_x, shift_y, rotate, colour or brightness.")
 @walk_type_option
 @click.option("--loss", default="l2", show_default=True, type=click.Choice(["l2", "lpips"]))
-@click.option("--steps", default=800, show_default=True, type=click.IntRange(1))
-@click.option("--batch", default=16, show_default=True, type=click.IntRange(1))
-@click.option("--lr", default=None, type=click.FloatRange(0, min_open=True), help="Adam learning rate (default: the edit's).")
+@click.option("--steps", default=800, show_default=True, type=STEPS)
+@click.option("--batch", default=16, show_default=True, type=whole(1, MAX_COUNT))
+@click.option("--lr", default=None, type=POSITIVE, help="Adam learning rate (default: the edit's).")
 @click.option("--space", default=None, help="Latent space to walk in (default: the model's).")
 @click.option("--layers", default=None,
               help="w+ only: move layers START:STOP (0-based, STOP excluded) and leave the rest.")
-@click.option("--truncation", default=None, type=click.FloatRange(0, min_open=True),
+@click.option("--truncation", default=None, type=POSITIVE,
               help="StyleGAN: psi for the training latents; BigGAN: truncation of z and of the batch-norm "
                    "statistics, in (0, 1]; others: the bound of a truncated normal z.")
 @click.option("--method", default="learned", show_default=True, type=click.Choice(["learned", "closed-form"]),
               help="learned: optimise the walk; closed-form: a linear direction solved from the first layer's "
                    "weights (zoom, shift_x, shift_y; models with a linear first layer onto a grid).")
-@click.option("--alpha-max", default=None, type=click.FloatRange(0, min_open=True),
+@click.option("--alpha-max", default=None, type=POSITIVE,
               help="Draw training alphas up to this instead of the edit's range (rotate/shift: whole units in "
                    "+-1..MAX; zoom: a factor in [1/MAX, MAX]) [the edit's: zoom 4, shifts S/2, rotate 45].")
 @click.option("--class", "class_", default=None, help="Train on this class only (index or name).")
 @click.option("--classes", "classes_", default=None, help="Train on these classes (comma-separated indices or names).")
 @seed_option
 @click.option("--out", default=None, type=click.Path(file_okay=False),
-              help="Output folder [default: runs/walks/MODEL-EDIT-WALK]; resumed when it holds a checkpoint.")
+              help="Output folder [default: runs/walks/MODEL-EDIT-WALK]; resumed when it holds a checkpoint "
+                   "of the same settings.")
+@restart_option
+@checkpoint_minutes_option
 @device_option
 def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, layers, truncation, method, alpha_max,
-                 class_, classes_, seed, out, device):
+                 class_, classes_, seed, out, restart, checkpoint_minutes, device):
     """Learn a walk that reproduces an edit, with the generator frozen.
 
     Writes OUT/walk.safetensors, OUT/loss.png (+ loss.json) and OUT/strip.png (rows are
     samples, columns alphas across the training range). Interrupt with Ctrl-C and rerun
-    the same command to resume. With --method closed-form nothing is trained: the direction
+    the same command to resume (a checkpoint of other settings is refused; --restart starts
+    over; only --steps may grow). With --method closed-form nothing is trained: the direction
     is solved from the generator's first layer (Spingarn et al.) and saved as a linear walk.
 
     \b
@@ -61,7 +68,7 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
     from ..fit import FitConfig, evaluate_walk, fit_walk
     from ..generators.base import pick_classes
     from ..losses import MaskedLPIPS
-    from ..steering import Steering
+    from ..steering import Steering, source_record
     from ..viz import save_loss_plot, save_strip_grid
     from ..walks import LinearWalk, make_walk
 
@@ -81,12 +88,13 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
         raise SteerError("--method closed-form gives a linear walk in z: drop --walk nonlinear, --layers, "
                          "--space and --loss")
     label = "closed-form" if closed_form else walk_type
+    check_batch_memory("--batch", batch, G.resolution, G.device)
     out = writable_dir(out or Path("runs") / "walks" / f"{G.name}-{edit.name}-{label}")
     lpips = MaskedLPIPS() if loss == "lpips" else None
     # the nonlinear walk is an MLP: a gentler default step than for a few direction vectors
     default_lr = edit.lr if walk_type == "linear" else edit.lr / 5
     config = FitConfig(steps=steps, batch=batch, lr=lr or default_lr, seed=seed, loss=loss, space=space,
-                       truncation=truncation, classes=train_classes)
+                       truncation=truncation, classes=train_classes, checkpoint_seconds=checkpoint_minutes * 60)
     latent_shape = G.latent_shape(space)
     if closed_form:
         from ..directions import closed_form_walk
@@ -96,14 +104,12 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
         history = []
     else:
         w = make_walk(walk_type, edit, latent_shape, G.resolution, seed=seed, layers=layers)
-        run_id = {"model": G.name, "edit": edit.name, "walk": walk_type, "space": space, "loss": loss}
-        if layers:
-            run_id["layers"] = list(layers)
-        if train_classes is not None:
-            run_id["classes"] = train_classes
-        if alpha_max is not None:
-            run_id["alpha_max"] = alpha_max
-        history = fit_walk(G, w, edit, config, checkpoint=out / "checkpoint.pt", lpips=lpips, run_id=run_id).history
+        # with the config (seed, batch, lr, loss, truncation, classes) what a resumed run must share
+        source = source_record(G) or {}
+        run_id = {"model": G.name, "model_sha256": source.get("sha256"), "edit": edit.name, "walk": walk_type,
+                  "space": space, "loss": loss, "alpha_max": alpha_max, "layers": list(layers) if layers else None}
+        history = fit_walk(G, w, edit, config, checkpoint=out / "checkpoint.pt", lpips=lpips, run_id=run_id,
+                           restart=restart).history
     held_out = evaluate_walk(G, w, edit, config)
     zero = LinearWalk(latent_shape, sliders=edit.sliders, init_std=0.0, layers=layers)
     baseline = evaluate_walk(G, zero.to(G.device), edit, config) if walk_type == "linear" else None
@@ -114,7 +120,7 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
         extra["closed_form"] = {"latent": [G.first_layer().latent.start, G.first_layer().latent.stop],
                                 "alphas": list(edit.show_alphas(G.resolution)), "seconds": solve_seconds}
     else:
-        extra.update(training={k: v for k, v in vars(config).items()},
+        extra.update(training={k: v for k, v in vars(config).items() if k != "checkpoint_seconds"},
                      loss_history=[round(v, 6) for v in history])
     steering.save(out / "walk.safetensors", **extra)
     files = f"walk: {out / 'walk.safetensors'}"
