@@ -24,6 +24,9 @@ FAMILY_MODULES = {
     "dssgan": "steer.generators.dssgan.family",
     "biggan-deep": "steer.generators.biggan",
     "stylegan_xl": "steer.generators.stylegan_xl.family",
+    "stylegan2": "steer.generators.stylegan2.family",
+    "stylegan3": "steer.generators.stylegan2.family_stylegan3",
+    "rosinality": "steer.generators.stylegan2.family_rosinality",
 }
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pkl")
 

@@ -45,7 +45,12 @@ def is_stylegan_xl(obj) -> bool:
     if not (isinstance(obj, PersistentStub) and obj.class_name in GENERATOR_CLASSES):
         return False
     modules = _attrs(obj).get("_modules") or {}
-    return getattr(modules.get("synthesis"), "class_name", "") == "SynthesisNetwork" and "mapping" in modules
+    if getattr(modules.get("synthesis"), "class_name", "") != "SynthesisNetwork" or "mapping" not in modules:
+        return False
+    # StyleGAN-XL's mapping holds an nn.Embedding class table; StyleGAN2/3's (same class
+    # names otherwise) has an FC `embed`, or none
+    embed = (_attrs(modules["mapping"]).get("_modules") or {}).get("embed")
+    return isinstance(embed, Stub) and not isinstance(embed, PersistentStub) and embed.class_name.endswith("Embedding")
 
 
 def _check_fc(stub, where: str, activation: str, lr_multiplier: float | None = None):
@@ -76,6 +81,24 @@ def config_from_official(stub) -> dict:
     if c_dim > 0:
         _check_fc(_child(mapping, "embed_proj", "mapping."), "mapping.embed_proj", "lrelu", 1.0)
     embed = _attrs(_child(mapping, "embed", "mapping."))
+    config = {
+        "family": "stylegan_xl", "z_dim": int(attrs["z_dim"]), "w_dim": int(attrs["w_dim"]), "c_dim": c_dim,
+        "img_resolution": int(s.get("img_resolution", attrs["img_resolution"])),
+        "img_channels": int(attrs["img_channels"]),
+        "mapping": {"num_layers": num_layers, "lr_multiplier": lr, "embed_num": int(embed["num_embeddings"]),
+                    "embed_dim": int(embed["embedding_dim"])},
+        **synthesis_config(synthesis),
+    }
+    if int(m.get("num_ws", len(config["layers"]) + 1)) != len(config["layers"]) + 1:
+        raise SteerError(f"StyleGAN-XL checkpoint: the mapping makes {m['num_ws']} ws but synthesis "
+                         f"has {len(config['layers'])} layers plus its input")
+    return config
+
+
+def synthesis_config(synthesis) -> dict:
+    """The input, layers and output scale of a pickled StyleGAN3 SynthesisNetwork (StyleGAN-XL's
+    and StyleGAN3-T/R's are the same network), from its recorded attributes."""
+    s = _attrs(synthesis)
     source_input = _child(synthesis, "input", "synthesis.")
     inp = _attrs(source_input)
     _check_fc(_child(source_input, "affine", "synthesis.input."), "synthesis.input.affine", "linear", 1.0)
@@ -95,20 +118,10 @@ def config_from_official(stub) -> dict:
                        "up_taps": up_taps, "down_taps": down_taps, "down_radial": down_2d,
                        "padding": [int(p) for p in _plain(a["padding"])],
                        "conv_clamp": None if clamp is None else float(clamp)})
-    config = {
-        "family": "stylegan_xl", "z_dim": int(attrs["z_dim"]), "w_dim": int(attrs["w_dim"]), "c_dim": c_dim,
-        "img_resolution": int(s.get("img_resolution", attrs["img_resolution"])),
-        "img_channels": int(attrs["img_channels"]),
-        "mapping": {"num_layers": num_layers, "lr_multiplier": lr, "embed_num": int(embed["num_embeddings"]),
-                    "embed_dim": int(embed["embedding_dim"])},
-        "input": {"channels": int(inp["channels"]), "size": [int(v) for v in np.broadcast_to(_plain(inp["size"]), [2])],
-                  "sampling_rate": float(inp["sampling_rate"]), "bandwidth": float(inp["bandwidth"])},
-        "layers": layers, "output_scale": float(s.get("output_scale", 1.0)),
-    }
-    if int(m.get("num_ws", len(layers) + 1)) != len(layers) + 1:
-        raise SteerError(f"StyleGAN-XL checkpoint: the mapping makes {m['num_ws']} ws but synthesis "
-                         f"has {len(layers)} layers plus its input")
-    return config
+    return {"input": {"channels": int(inp["channels"]),
+                      "size": [int(v) for v in np.broadcast_to(_plain(inp["size"]), [2])],
+                      "sampling_rate": float(inp["sampling_rate"]), "bandwidth": float(inp["bandwidth"])},
+            "layers": layers, "output_scale": float(s.get("output_scale", 1.0))}
 
 
 def generator_from_official(stub, name: str = "stylegan_xl") -> StyleGANXLGenerator:
