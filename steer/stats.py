@@ -75,15 +75,17 @@ def _slope(x, y) -> float:
     return float((xc * (y - y.mean())).sum() / denominator) if denominator > 0 else float("nan")
 
 
-def slope_with_interval(x, y, groups=None, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Slope:
+def slope_with_interval(x, y, groups=None, n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+                        within: bool = True) -> Slope:
     """Least-squares slope of y on x, with a bootstrap percentile interval.
 
     Without groups the (x, y) pairs are resampled. With groups (a label per point, e.g. the
     training seed or walk seed it came from) points of one group are not independent, so
     the bootstrap is two-level: draw whole groups with replacement, then draw points with
     replacement within each drawn group. Its interval reflects how much the slope varies
-    between groups, which resampling pairs alone would hide. Resamples whose x is constant
-    have no slope and are dropped."""
+    between groups, which resampling pairs alone would hide. within=False keeps each drawn
+    group's points as they are (for points that are fixed design values, such as the alphas of
+    a sweep, rather than draws). Resamples whose x is constant have no slope and are dropped."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     rng = np.random.default_rng(seed)
     if groups is None:
@@ -92,11 +94,11 @@ def slope_with_interval(x, y, groups=None, n_boot: int = 1000, level: float = 0.
     else:
         labels = np.asarray(groups)
         members = [np.flatnonzero(labels == g) for g in np.unique(labels)]
-        method = "groups then points within groups"
+        method = "groups then points within groups" if within else "whole groups"
     slopes = np.empty(n_boot)
     for b in range(n_boot):
         chosen = [members[i] for i in rng.integers(len(members), size=len(members))] if groups is not None else members
-        index = np.concatenate([rng.choice(m, size=len(m)) for m in chosen])
+        index = np.concatenate([rng.choice(m, size=len(m)) if within else m for m in chosen])
         slopes[b] = _slope(x[index], y[index])
     slopes = slopes[np.isfinite(slopes)]
     tail = (1 - level) / 2 * 100

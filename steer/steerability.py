@@ -4,10 +4,20 @@ For each alpha the same latents are walked; the attribute is measured on the wal
 G(walk(z, alpha)), on the target edits edit(G(z), alpha) of the same samples, and once on
 the training data. Per alpha we report the median and spread of each, the 1-D Wasserstein
 distance of the walked (and target) values to the data's, and the Frechet distance of the
-walked images to the data in a feature network (realism). The walk's reach on each side is
-the furthest alpha, contiguous from the identity, at which the walked median stays within
-a tolerance of the target median. The steerability paper's claim is that reach follows
-the attribute's spread in the training data.
+walked images to the data in a feature network (realism).
+
+Three summaries say how far the walk steers (`steerability_summary`):
+  slope       of the achieved attribute on the target, per sample, over the edit's training
+              range (log area for zoom): 1 follows the edit fully, 0 not at all; a bootstrap
+              interval that resamples latents (each latent gives one point per alpha);
+  saturation  the alpha on each side beyond which the walked median stays within 5 % of its
+              extreme change, interpolated on a fine grid;
+  reach       the alpha range around the identity where the walked median stays within half
+              the data's interquartile range of the target median: the tolerance is in units
+              of how much the attribute varies in the training data.
+The older rule (`follows_target`: the walked median within a fraction of the target median,
+on the sweep's own grid) is kept in the JSON. The steerability paper's claim is that reach
+follows the attribute's spread in the training data.
 """
 from __future__ import annotations
 
@@ -20,9 +30,11 @@ from scipy.stats import wasserstein_distance
 from .attributes import Estimator
 from .edits import Edit
 from .metrics import frechet_distance
+from .stats import reach_relative_to_spread, saturation_alpha, slope_with_interval
 from .steering import Steering
 
 QUANTILES = {"q10": 0.10, "q25": 0.25, "q75": 0.75, "q90": 0.90}
+REACH_TOLERANCE = 0.5  # of the data's interquartile range
 
 
 def summarise(values) -> dict:
@@ -87,13 +99,14 @@ def _alpha_batch(edit: Edit, alpha: float, n: int) -> torch.Tensor:
 def sweep(generator, walk, edit: Edit, estimator: Estimator, alphas=None, samples: int = 200, seed: int = 0,
           space: str | None = None, classes=None, data=None, data_classes=None, features=None,
           tolerance: float | None = None, relative: bool | None = None, batch: int = 50, progress=None,
-          truncation=None) -> dict:
+          truncation=None, reach_tolerance: float = None) -> dict:
     """Measure `estimator` along `walk` over `alphas` (default: the edit's test range).
 
     classes: one class per sample (conditional models; default: cycle through them).
     data: training images to compare with, or None. features: (fn, description) of a
     feature network for realism (Frechet distance to the data), or None.
-    tolerance, relative: the reach rule (default: the estimator's).
+    tolerance, relative: the older follows_target rule (default: the estimator's).
+    reach_tolerance: the reach's share of the data's interquartile range (default 0.5).
     progress(done, total) is called after each batch. truncation: the walk's (None: none).
     """
     steering = Steering(generator, walk, edit, space, truncation=truncation)
@@ -172,8 +185,10 @@ def sweep(generator, walk, edit: Edit, estimator: Estimator, alphas=None, sample
                       "rule": (f"|walked median - target median| <= {tolerance:g} x |target median|" if relative
                                else f"|walked median - target median| <= {tolerance:g} ({estimator.units})")},
         "per_alpha": per_alpha,
-        "reach": reach(alphas, [r["walked"]["median"] for r in per_alpha], [r["target"]["median"] for r in per_alpha],
-                       edit.identity, tolerance, relative),
+        "follows_target": reach(alphas, [r["walked"]["median"] for r in per_alpha],
+                                [r["target"]["median"] for r in per_alpha], edit.identity, tolerance, relative),
+        **steerability_summary(edit, estimator, alphas, walked_values, target_values, data_values,
+                               generator.resolution, REACH_TOLERANCE if reach_tolerance is None else reach_tolerance),
         "values": {"walked": [_clean(v) for v in walked_values], "target": [_clean(v) for v in target_values]},
     }
     if data_values is not None:
@@ -186,6 +201,80 @@ def sweep(generator, walk, edit: Edit, estimator: Estimator, alphas=None, sample
             "note": f"Frechet distance from {samples} walked and {len(data)} data samples: biased upward at this "
                     "size and noisy; compare values within one run, against the identity alpha's"}
     return result
+
+
+def attribute_scale(estimator: Estimator):
+    """(transform, name): ratios such as areas are compared in logs, so that doubling and
+    halving weigh the same; everything else as measured."""
+    if estimator.relative:
+        return (lambda v: np.log(np.where(np.asarray(v, dtype=np.float64) > 0, v, np.nan))), f"log {estimator.name}"
+    return (lambda v: np.asarray(v, dtype=np.float64)), estimator.name
+
+
+def alpha_scale(edit: Edit):
+    """(to, back): the coordinate alpha is interpolated in, log2 for zoom (a factor)."""
+    if edit.name == "zoom":
+        return (lambda a: np.log2(np.asarray(a, dtype=np.float64))), (lambda x: float(2.0 ** x))
+    return (lambda a: np.asarray(a, dtype=np.float64)), float
+
+
+def steerability_summary(edit: Edit, estimator: Estimator, alphas, walked_values, target_values, data_values,
+                         resolution: int, reach_tolerance: float = REACH_TOLERANCE) -> dict:
+    """The slope of achieved on target, the saturation alpha and the reach relative to the data's
+    spread (see the module docstring). walked_values, target_values: per alpha, one value per
+    latent (NaN: not measurable); data_values: the training data's values, or None."""
+    value, scale_name = attribute_scale(estimator)
+    to_alpha, back = alpha_scale(edit)
+    show = edit.show_alphas(resolution)
+    low, high = min(show), max(show)
+    inside = [j for j, a in enumerate(alphas) if low - 1e-9 <= a <= high + 1e-9]
+    x, y, latent = [], [], []
+    for j in inside:
+        t, w = value(target_values[j]), value(walked_values[j])
+        ok = np.isfinite(t) & np.isfinite(w)
+        x.append(t[ok]), y.append(w[ok]), latent.append(np.flatnonzero(ok))
+    slope = None
+    if x and sum(len(v) for v in x) > 2 and np.ptp(np.concatenate(x)) > 0:
+        fit = slope_with_interval(np.concatenate(x), np.concatenate(y), groups=np.concatenate(latent), within=False)
+        slope = {"value": fit.slope, "low": fit.low, "high": fit.high, "level": fit.level,
+                 "of": f"achieved {scale_name} on target {scale_name}, per sample",
+                 "alphas": [alphas[j] for j in inside],
+                 "interval": "bootstrap over latents (each latent's points at every alpha move together)"}
+
+    def medians(values):
+        return np.array([np.nanmedian(value(v)) if np.isfinite(value(v)).any() else np.nan for v in values])
+
+    walked_median, target_median = medians(walked_values), medians(target_values)
+    measured = np.isfinite(walked_median)
+    saturation = {"low": None, "high": None, "fraction": 0.05,
+                  "rule": "the alpha beyond which the walked median stays within 5 % of its extreme change on "
+                          "that side (None: no plateau inside the sweep)"}
+    if measured.sum() >= 3:
+        sat_low, sat_high = saturation_alpha(to_alpha(np.asarray(alphas)[measured]), walked_median[measured],
+                                             identity=float(to_alpha(edit.identity)))
+        saturation.update(low=None if sat_low is None else back(sat_low),
+                          high=None if sat_high is None else back(sat_high))
+    reach_block = {"low": None, "high": None, "low_at_grid_end": False, "high_at_grid_end": False,
+                   "tolerance": reach_tolerance, "data_spread": None,
+                   "rule": f"|walked median - target median| <= {reach_tolerance:g} x the data's interquartile "
+                           f"range of {scale_name}, interpolated on a fine alpha grid"}
+    data = None if data_values is None else value(data_values)
+    data = None if data is None else data[np.isfinite(data)]
+    both = measured & np.isfinite(target_median)
+    if data is None or len(data) < 4:
+        reach_block["note"] = "needs the training data's spread (--data)"
+    elif both.sum() >= 2:
+        spread = float(np.subtract(*np.percentile(data, [75, 25])))
+        reach_block["data_spread"] = spread
+        found = reach_relative_to_spread(to_alpha(np.asarray(alphas)[both]), walked_median[both],
+                                         target_median[both], spread, tolerance=reach_tolerance,
+                                         identity=float(to_alpha(edit.identity)))
+        if found is None:
+            reach_block["note"] = "the walked median misses the target already at the identity"
+        else:
+            reach_block.update(low=back(found.low), high=back(found.high), low_at_grid_end=found.low_at_edge,
+                               high_at_grid_end=found.high_at_edge)
+    return {"slope": slope, "saturation": saturation, "reach": reach_block}
 
 
 def _clean(values) -> list:

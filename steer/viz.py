@@ -172,8 +172,10 @@ def save_attribute_distributions(result, path) -> None:
 
 
 def save_achieved_vs_target(result, path) -> None:
-    """Walked and target medians against alpha with their 25-75 % bands, the data's spread,
-    and the reach on each side; below, the walked samples' distances to the data."""
+    """Left: walked and target medians against alpha with their 25-75 % bands, the data's
+    spread, the reach and the saturation alphas. Middle: the paper's plot, achieved against
+    target per alpha (medians, 25-75 % bars) with the fitted slope over the training range.
+    Right, when the data were given: the walked samples' distances to the data."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -181,47 +183,92 @@ def save_achieved_vs_target(result, path) -> None:
     rows = result["per_alpha"]
     alphas = np.asarray([r["alpha"] for r in rows], dtype=np.float64)
     distances = "wasserstein_walked_to_data" in rows[0]
-    fig, axes = plt.subplots(2 if distances else 1, 1, figsize=(5.5, 6.0 if distances else 3.8), dpi=100,
-                             sharex=True, squeeze=False)
+    fig, axes = plt.subplots(1, 3 if distances else 2, figsize=(15.0 if distances else 10.5, 4.2), dpi=100,
+                             squeeze=False)
     ax = axes[0, 0]
     _data_band(ax, result)
+
+    def column(key, name):
+        return np.asarray([np.nan if r[key][name] is None else r[key][name] for r in rows])
+
     for key, colour, label in (("target", "tab:orange", "target"), ("walked", "tab:blue", "walked")):
-        def column(name):
-            return np.asarray([np.nan if r[key][name] is None else r[key][name] for r in rows])
-        ax.fill_between(alphas, column("q25"), column("q75"), color=colour, alpha=0.25, lw=0)
-        ax.plot(alphas, column("median"), "o-", color=colour, ms=3, label=f"{label} median (25-75 % band)")
-    reach = result["reach"]
+        ax.fill_between(alphas, column(key, "q25"), column(key, "q75"), color=colour, alpha=0.25, lw=0)
+        ax.plot(alphas, column(key, "median"), "o-", color=colour, ms=3, label=f"{label} median (25-75 % band)")
+    reach = result.get("reach") or {}
+    if reach.get("low") is not None:
+        ax.axvspan(reach["low"], reach["high"], color="tab:green", alpha=0.12, lw=0,
+                   label=f"reach {format_alpha(reach['low'])} .. {format_alpha(reach['high'])} "
+                         f"(±{reach['tolerance']:g} data IQR)")
+    saturation = result.get("saturation") or {}
     for side in ("low", "high"):
-        if reach[side] != result["identity"]:
-            ax.axvline(reach[side], color="tab:green", ls=":", lw=1.2)
+        if saturation.get(side) is not None:
+            ax.axvline(saturation[side], color="tab:red", ls=":", lw=1.2)
+    if any(saturation.get(side) is not None for side in ("low", "high")):
+        ax.plot([], [], color="tab:red", ls=":", label="effect saturates")
     ax.axvline(result["identity"], color="0.3", lw=0.6)
-    ax.plot([], [], color="tab:green", ls=":", label=f"reach {format_alpha(reach['low'])} .. "
-                                                     f"{format_alpha(reach['high'])}")
+    ax.set_xlabel(f"α ({result['edit']})")
     ax.set_ylabel(f"{result['estimator']['name']} ({result['estimator']['units']})", fontsize=8)
-    ax.set_title(f"{result.get('model', '')} {result['edit']} walk: achieved vs target\n"
-                 f"reach rule: {result['tolerance']['rule']}", fontsize=8)
+    ax.set_title(f"{result.get('model', '')} {result['edit']} walk: {result['estimator']['name']} per α", fontsize=9)
     ax.legend(fontsize=7, loc="best")
     if result["edit"] == "zoom":
         ax.set_xscale("log", base=2)
+
+    # the paper's view: what the walk achieves against what the edit asks for
+    ax = axes[0, 1]
+    relative = result["tolerance"]["relative"]
+    scale = np.log if relative else (lambda v: v)
+    name = f"log {result['estimator']['name']}" if relative else result["estimator"]["name"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tm, wm = scale(column("target", "median")), scale(column("walked", "median"))
+        t_err = [tm - scale(column("target", "q25")), scale(column("target", "q75")) - tm]
+        w_err = [wm - scale(column("walked", "q25")), scale(column("walked", "q75")) - wm]
+    slope = result.get("slope")
+    inside = np.isin(alphas, slope["alphas"]) if slope else np.ones(len(alphas), bool)
+    measured = np.isfinite(tm) & np.isfinite(wm)
+    # a quartile of zero area has no log: its bar is left out rather than drawn to infinity
+    t_err, w_err = ([np.where(np.isfinite(e), e, 0).clip(0) for e in errs] for errs in (t_err, w_err))
+    for mask, style, label in ((inside & measured, "o", "α in the training range"),
+                               (~inside & measured, "x", "α beyond it")):
+        if mask.any():
+            ax.errorbar(tm[mask], wm[mask], xerr=[e[mask] for e in t_err], yerr=[e[mask] for e in w_err],
+                        fmt=style, color="tab:blue", ms=4, lw=0.8, capsize=2, label=f"median, 25-75 % ({label})")
+    for a, x, y in zip(alphas[measured], tm[measured], wm[measured]):
+        ax.annotate(f"α={format_alpha(a)}", (x, y), xytext=(3, -9), textcoords="offset points", fontsize=6,
+                    color="0.3")
+    finite = measured
+    if finite.any():
+        lo, hi = np.nanmin(np.concatenate([tm[finite], wm[finite]])), np.nanmax(np.concatenate([tm[finite], wm[finite]]))
+        ax.plot([lo, hi], [lo, hi], color="0.5", ls="--", lw=1, label="achieved = target (slope 1)")
+        if slope:
+            at = int(np.argmin(np.abs(alphas - result["identity"])))
+            x0, y0 = tm[at], wm[at]
+            ax.plot([lo, hi], [y0 + slope["value"] * (lo - x0), y0 + slope["value"] * (hi - x0)], color="tab:green",
+                    lw=1.5, label=f"fitted slope {slope['value']:.2f} [{slope['low']:.2f}, {slope['high']:.2f}]")
+    ax.set_xlabel(f"target {name}", fontsize=8)
+    ax.set_ylabel(f"achieved {name}", fontsize=8)
+    ax.set_title("achieved vs target (slope fitted per sample over the training range)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+
     if distances:
-        low = axes[1, 0]
+        low = axes[0, 2]
         low.plot(alphas, [r["wasserstein_walked_to_data"] for r in rows], "o-", ms=3, color="tab:blue",
                  label="walked: Wasserstein to data")
         low.plot(alphas, [r["wasserstein_target_to_data"] for r in rows], "o--", ms=3, color="tab:orange",
                  label="target: Wasserstein to data")
         low.set_ylabel("1-D Wasserstein", fontsize=8)
-        low.legend(fontsize=7, loc="upper left")
+        lines = low.get_legend_handles_labels()
         if "frechet_walked_to_data" in rows[0]:
             right = low.twinx()
             right.plot(alphas, [r["frechet_walked_to_data"] for r in rows], "s-", ms=3, color="tab:purple",
                        label=f"walked: Fréchet distance to data (n={result['samples']})")
             right.set_ylabel("Fréchet distance", fontsize=8, color="tab:purple")
-            lines = low.get_legend_handles_labels()
             more = right.get_legend_handles_labels()
-            low.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper left")
+            lines = (lines[0] + more[0], lines[1] + more[1])
+        low.legend(*lines, fontsize=7, loc="upper left")
         low.set_xlabel(f"α ({result['edit']})")
-    else:
-        ax.set_xlabel(f"α ({result['edit']})")
+        low.set_title("distance of the walked samples to the data", fontsize=9)
+        if result["edit"] == "zoom":
+            low.set_xscale("log", base=2)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

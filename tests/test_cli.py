@@ -201,7 +201,12 @@ def test_quantify_bundled_zoom_walk(tmp_path):
     assert report["data_source"] == "shapes" and report["data"]["samples"] == 64
     assert report["realism"]["samples_walked"] == 16 and "frechet_walked_to_data" in rows[2.0]
     assert report["tolerance"] == {"value": 0.25, "relative": True, "rule": report["tolerance"]["rule"]}
-    assert "reach:" in result.stdout and report["reach"]["low"] <= 1 <= report["reach"]["high"]
+    assert "reach:" in result.stdout and report["follows_target"]["low"] <= 1 <= report["follows_target"]["high"]
+    # the walk visibly zooms, by less than asked: a slope between none and full, a reach around 1
+    slope = report["slope"]
+    assert 0.1 < slope["low"] <= slope["value"] <= slope["high"] < 1.0, slope
+    assert report["reach"]["low"] < 1 < report["reach"]["high"], report["reach"]
+    assert "slope of achieved log area on target log area" in result.stdout
 
 
 def test_quantify_user_errors(tmp_path):

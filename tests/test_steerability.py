@@ -9,7 +9,7 @@ from torch import nn
 from steer.attributes import ESTIMATORS
 from steer.edits import EDITS
 from steer.generators.base import Generator
-from steer.steerability import reach, summarise, sweep
+from steer.steerability import reach, steerability_summary, summarise, sweep
 
 R0, R_MIN, R_MAX = 0.10, 0.05, 0.20  # radii as fractions of the image width
 
@@ -75,8 +75,8 @@ def disc_sweep():
 def test_reach_of_the_clamped_disc_matches_the_hand_computation(disc_sweep):
     r = disc_sweep
     assert hand_reach(0.25) == (0.5, 2.0)  # 0.5 / sqrt(1.25) = 0.447 and 2 / sqrt(0.75) = 2.31
-    assert (r["reach"]["low"], r["reach"]["high"]) == pytest.approx((0.5, 2.0))
-    assert not r["reach"]["low_at_grid_end"] and not r["reach"]["high_at_grid_end"]
+    assert (r["follows_target"]["low"], r["follows_target"]["high"]) == pytest.approx((0.5, 2.0))
+    assert not r["follows_target"]["low_at_grid_end"] and not r["follows_target"]["high_at_grid_end"]
     assert r["tolerance"] == {"value": 0.25, "relative": True, "rule": r["tolerance"]["rule"]}
     # the measured areas themselves: pi r^2 of the radius each side sets
     medians = {row["alpha"]: (row["walked"]["median"], row["target"]["median"]) for row in r["per_alpha"]}
@@ -92,7 +92,7 @@ def test_a_looser_tolerance_reaches_further():
     r = sweep(G, RadiusWalk(), EDITS["zoom"], ESTIMATORS["area"], alphas=ALPHAS, samples=8, tolerance=0.6)
     # 2 / sqrt(0.4) = 3.16 above; 0.5 / sqrt(1.6) = 0.395 below
     assert hand_reach(0.6) == (0.5, 2.0 ** 1.5)
-    assert (r["reach"]["low"], r["reach"]["high"]) == pytest.approx((0.5, 2.0 ** 1.5))
+    assert (r["follows_target"]["low"], r["follows_target"]["high"]) == pytest.approx((0.5, 2.0 ** 1.5))
     assert r["tolerance"]["value"] == 0.6 and "data" not in r and "realism" not in r
 
 
@@ -125,3 +125,49 @@ def test_reach_rule():
 def test_summary_ignores_unmeasurable_values():
     s = summarise([1.0, 2.0, 3.0, float("nan")])
     assert s["median"] == 2.0 and s["measured"] == 3 and s["missing"] == 1 and s["q10"] == pytest.approx(1.2)
+
+
+def clamped_zoom_values(alphas, n=30):
+    """Areas of a disc of radius R0 whose walk follows a zoom until a clamp at 0.5x and 2x;
+    every latent the same disc, so each alpha's values are constant."""
+    walked = [np.full(n, math.pi * (R0 * min(max(a, 0.5), 2.0)) ** 2) for a in alphas]
+    target = [np.full(n, math.pi * (R0 * a) ** 2) for a in alphas]
+    return walked, target
+
+
+def test_summary_of_a_clamped_zoom_by_hand():
+    walked, target = clamped_zoom_values(ALPHAS)
+    # data whose log area has an interquartile range of exactly 0.8
+    data = np.exp(np.log(math.pi * R0**2) + np.array([-0.4, -0.4, 0.0, 0.4, 0.4]))
+    r = steerability_summary(EDITS["zoom"], ESTIMATORS["area"], ALPHAS, walked, target, data, 32)
+    # slope in log area over the training range 0.25..4: x = 2 log a, y = 2 log clamp(a), per
+    # point at log2 a = -2..2 by 0.5: sum(xy) / sum(x^2) = 9.5 / 15
+    assert r["slope"]["value"] == pytest.approx(9.5 / 15, abs=1e-9)
+    assert r["slope"]["low"] == pytest.approx(9.5 / 15) and r["slope"]["high"] == pytest.approx(9.5 / 15)
+    # the effect stops changing at the clamps: within 5 % of the full change (log 4, reached at
+    # log2 a = 1). The last segment rises by log 2, so 0.05 log 4 is its last tenth: log2 a = 0.95
+    assert (r["saturation"]["low"], r["saturation"]["high"]) == pytest.approx((2 ** -0.95, 2 ** 0.95), rel=1e-3)
+    # reach: |2 log(2 / a)| <= 0.5 x 0.8 beyond the clamp, so up to 2 e^0.2 and down to 0.5 e^-0.2
+    assert r["reach"]["data_spread"] == pytest.approx(0.8)
+    assert (r["reach"]["low"], r["reach"]["high"]) == pytest.approx((0.5 * math.exp(-0.2), 2 * math.exp(0.2)), rel=2e-3)
+    assert not r["reach"]["low_at_grid_end"] and not r["reach"]["high_at_grid_end"]
+    # a walk that does nothing: slope 0, and it misses the target as soon as alpha moves
+    still = [np.full(30, math.pi * R0**2) for _ in ALPHAS]
+    r = steerability_summary(EDITS["zoom"], ESTIMATORS["area"], ALPHAS, still, target, data, 32)
+    assert r["slope"]["value"] == pytest.approx(0, abs=1e-12)
+    assert r["reach"]["low"] == pytest.approx(math.exp(-0.2), rel=2e-3)
+    # without data there is no spread to judge the reach by, and it says so
+    r = steerability_summary(EDITS["zoom"], ESTIMATORS["area"], ALPHAS, walked, target, None, 32)
+    assert r["reach"]["low"] is None and "--data" in r["reach"]["note"]
+
+
+def test_slope_interval_reflects_noise_between_latents():
+    rng = np.random.default_rng(0)
+    alphas = [-16.0, -8.0, 0.0, 8.0, 16.0]
+    gains = rng.uniform(0.2, 0.8, size=50)  # each latent follows a shift by its own share
+    walked = [0.5 + gains * a / 32 for a in alphas]
+    target = [np.full(50, 0.5 + a / 32) for a in alphas]
+    r = steerability_summary(EDITS["shift_x"], ESTIMATORS["centre_x"], alphas, walked, target, None, 32)
+    s = r["slope"]
+    assert s["value"] == pytest.approx(gains.mean(), abs=1e-9)
+    assert s["low"] < gains.mean() < s["high"] and s["high"] - s["low"] < 0.2

@@ -130,7 +130,7 @@ def analyse():
                 "walk_l2_inside": sum(errors["walk"][i] for i in inside) / len(inside),
                 "walk_l2_outside": sum(errors["walk"][i] for i in outside) / len(outside),
                 "relative_to_zero_inside": sum(errors["walk"][i] / errors["zero"][i] for i in inside) / len(inside),
-                "reach": q["reach"], "tolerance": q["tolerance"]["rule"],
+                "reach": q.get("follows_target", q["reach"]), "tolerance": q["tolerance"]["rule"],
                 "reach_loose": rows_reach_50, "tolerance_loose": LOOSE[edit],
                 # how much of the asked change the walk achieves, inside the training range: for zoom
                 # log(walked / walked at 1) / log(target / target at 1) of the median area; for shifts

@@ -90,7 +90,7 @@ def summarise_run(q, data_spread):
     walked = np.array([[np.nan if v is None else v for v in row] for row in q["values"]["walked"]])
     target = np.array([[np.nan if v is None else v for v in row] for row in q["values"]["target"]])
     tol = q["tolerance"]["value"]
-    r = q["reach"]
+    r = q.get("follows_target", q["reach"])  # quantify's older rule (files from before kept it as "reach")
     span = math.log2(r["high"] / r["low"])
     rng = np.random.default_rng(0)
     spans = []

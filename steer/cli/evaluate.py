@@ -84,6 +84,31 @@ def evaluate_command(model, data, samples, class_, features, bins, seed, out, de
     click.echo(f"diversity: {result['overall']['lpips_diversity']['distance']}; JSON: {out}")
 
 
+def steerability_lines(result) -> list:
+    """The slope, saturation and reach of a sweep, as quantify prints them."""
+    def a(v):
+        return "-" if v is None else f"{v:.3g}"
+    lines = []
+    slope = result["slope"]
+    if slope is None:
+        lines.append("slope: not measurable (too few measured samples inside the training range)")
+    else:
+        span = f"{a(min(slope['alphas']))}..{a(max(slope['alphas']))}"
+        lines.append(f"slope of {slope['of']}, alpha {span}: {slope['value']:.3f} "
+                     f"[{slope['low']:.3f}, {slope['high']:.3f}] (1: follows the edit fully; 95 % {slope['interval']})")
+    sat = result["saturation"]
+    lines.append(f"saturates at alpha: low side {a(sat['low'])}, high side {a(sat['high'])}"
+                 + ("  (-: no plateau inside the sweep)" if None in (sat["low"], sat["high"]) else ""))
+    r = result["reach"]
+    if r["low"] is None:
+        lines.append(f"reach: - ({r.get('note', 'not measurable')})")
+    else:
+        ends = "".join(f" ({side} end of the sweep: may reach further)" for side in ("low", "high")
+                       if r[f"{side}_at_grid_end"])
+        lines.append(f"reach: {a(r['low'])} .. {a(r['high'])}{ends}  [rule: {r['rule']}; IQR {r['data_spread']:.3g}]")
+    return lines
+
+
 @click.command("quantify")
 @walk_file_option
 @walk_model_option
@@ -98,9 +123,9 @@ def evaluate_command(model, data, samples, class_, features, bins, seed, out, de
                    "images, or 'none' [default: the model's own training data when steer knows it, else none].")
 @click.option("--data-samples", default=1000, show_default=True, type=whole(2, MAX_COUNT),
               help="Real shapes drawn for the data distribution.")
-@click.option("--tolerance", default=None, type=POSITIVE,
-              help="Reach rule: how far the walked median may sit from the target's [area 0.25 relative; "
-                   "centre 0.05 of the width; colour 0.1 absolute].")
+@click.option("--tolerance", default=0.5, show_default=True, type=POSITIVE,
+              help="Reach: how far the walked median may sit from the target's, as a share of the data's "
+                   "interquartile range of the attribute.")
 @click.option("--features", default=None, type=click.Choice(["shapes", "pixels", "none"]),
               help="Feature network for realism (Frechet distance to the data) [shapes data: shapes; else none].")
 @click.option("--class", "class_", default=None, type=whole(0, MAX_COUNT), help="Class for every sample (default: cycle).")
@@ -119,11 +144,15 @@ def quantify_command(walk_path, model, estimator, alphas, samples, data, data_sa
 
     For each alpha, the attribute is measured on the walked samples, on the target edits
     of the same samples and on the training data. Writes OUT/quantify.json (per-alpha
-    medians and spreads, Wasserstein and Frechet distances to the data, the reach and the
-    rule behind it, every value), OUT/distributions.png (per-alpha violins over the data's
-    spread) and OUT/achieved_vs_target.png. The reach on each side is the furthest alpha,
-    contiguous from the identity, where the walked median stays within --tolerance of the
-    target median.
+    medians and spreads, Wasserstein and Frechet distances to the data, the summaries below
+    and every value), OUT/distributions.png (per-alpha violins over the data's spread) and
+    OUT/achieved_vs_target.png. It prints the slope of the achieved attribute on the target
+    over the training range (log area for zoom; 1: the walk follows the edit fully) with a
+    bootstrap interval over latents, the alpha where the walk's effect saturates, and the
+    reach: the alpha range where the walked median stays within half the data's
+    interquartile range of the target median (--tolerance sets the share). The JSON also keeps
+    an older rule (follows_target: the walked median within a fraction of the target median
+    on the sweep's own grid).
 
     \b
     Example:
@@ -176,7 +205,7 @@ def quantify_command(walk_path, model, estimator, alphas, samples, data, data_sa
     with torch.no_grad():
         result = sweep(G, steering.walk, edit, est, alphas=alpha_list, samples=samples, seed=seed,
                        space=space, classes=classes, data=real, data_classes=real_classes, features=feature_fn,
-                       tolerance=tolerance, batch=batch, progress=progress, truncation=steering.truncation)
+                       reach_tolerance=tolerance, batch=batch, progress=progress, truncation=steering.truncation)
     bar.close()
     result = {"model": model_label(G), "source": source_record(G), "walk": str(walk_path),
               "data": result.pop("data", None),
@@ -204,11 +233,6 @@ def quantify_command(walk_path, model, estimator, alphas, samples, data, data_sa
     if missing:
         click.echo(f"{missing} of {2 * samples * len(alpha_list)} walked and target images could not be measured "
                    f"(no object or box found); medians are over the rest (counts in the JSON)")
-    r = result["reach"]
-    click.echo(f"reach: {r['low']:.4g} .. {r['high']:.4g}"
-               + "".join(f" ({side} end of the grid: may reach further)" for side in ("low", "high")
-                         if r[f"{side}_at_grid_end"])
-               + "".join(f" ({side}: the nearest alpha already misses the target)" for side in ("low", "high")
-                         if r[side] == edit.identity)
-               + f"  [rule: {result['tolerance']['rule']}]")
+    for line in steerability_lines(result):
+        click.echo(line)
     click.echo(f"JSON: {out / 'quantify.json'}  plots: {out / 'distributions.png'}, {out / 'achieved_vs_target.png'}")
