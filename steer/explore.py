@@ -7,18 +7,35 @@ page in explore_static/ and renders images with the generator when the page asks
     GET  /api/info        the model, its classes and truncation, and the walks found for it
     GET  /api/image?walk=W&seed=S&class=C&alpha=A[&truncation=T]   PNG of G(walk(z, alpha))
     GET  /api/strip?walk=W&seed=S&class=C[&truncation=T]           PNG: the walk across its show alphas
-    POST /api/save        the same fields as JSON; writes a settings JSON and the PNG, returns their paths
+    POST /api/save        the same fields as JSON; writes a settings JSON and the PNG, returns their names
+                          in the save folder
 
 An image is exactly the one `steer render --frames` writes for the same settings: the same
 sampling (steer.render.sample_rows), walk (render_walk) and PNG encoding (viz.png_bytes).
 Colour walks take one alpha per channel ("alpha=r,g,b"). class "" means the class the seed
 draws, as `steer render` without --class.
+
+Any web page the user visits can send requests to a local server, so the server trusts no
+request by default (see the README's "The explore server"):
+
+- the Host header must name the bound address or localhost (no DNS rebinding);
+- a request that changes state (POST /api/save) must be JSON (a cross-site form cannot send
+  that without a CORS preflight, which is refused) and carry the page's per-session token
+  or a same-origin Origin;
+- with a token set (required for a non-loopback --host) every request but the static
+  app.js and style.css must carry it (?token=, the X-Steer-Token header or the cookie the
+  page sets);
+- answers name files relative to the save folder, never absolute paths;
+- sockets time out, connections are capped, and every error is a 4xx/5xx JSON answer.
 """
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import math
 import re
+import secrets
 import socket
 import threading
 from dataclasses import dataclass
@@ -43,6 +60,10 @@ PAGES = {"/": ("index.html", "text/html; charset=utf-8"),
          "/style.css": ("style.css", "text/css; charset=utf-8")}
 MAX_SEED = 2**32 - 1
 MAX_BODY = 16_384  # a save request is a few short fields
+SOCKET_TIMEOUT = 20  # seconds a connection may sit half-sent or idle before it is closed
+MAX_CONNECTIONS = 32  # connections served at once; more are answered 503 and closed
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~-]{16,128}")
+PUBLIC = {"/app.js", "/style.css"}  # the page's code: no secret in it, served without a token
 SLIDER_POSITIONS = 400  # log-scale sliders: positions across the range
 
 
@@ -289,8 +310,35 @@ class Explorer:
             except OSError as e:
                 raise BadRequest(f"cannot write to the save folder {self.save_dir}: {e.strerror or e}",
                                  HTTPStatus.INTERNAL_SERVER_ERROR) from None
-        return {"json": str(stem.with_suffix(".json").resolve()), "png": str(stem.with_suffix(".png").resolve()),
-                "settings": {k: v for k, v in record.items() if k != "latent"}}
+        # names in the save folder only: a page must not learn where the user's files live
+        return {"json": stem.name + ".json", "png": stem.name + ".png",
+                "settings": {"walk": e_id(state), "seeds": record["seeds"], "class": record["class"],
+                             "alphas": record["alphas"], "truncation": record["truncation"], "edit": record["edit"],
+                             "render_command": f"steer render --settings {stem.name}.json --frames"}}
+
+
+def e_id(state: State) -> str:
+    return state.entry.id
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_token(host: str, token):
+    """The token a server on `host` requires: a non-loopback address serves other machines
+    and every page they visit, so it needs one; on loopback it is optional."""
+    if token is not None and not TOKEN_PATTERN.fullmatch(token):
+        raise SteerError("--token must be 16 to 128 characters of A-Z, a-z, 0-9, '.', '_', '~' or '-'")
+    if token is None and not is_loopback(host):
+        raise SteerError(f"--host {host} serves other machines too: give --token SECRET (16+ characters, e.g. from "
+                         "'python -c \"import secrets; print(secrets.token_urlsafe())\"') and open the printed URL")
+    return token
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -304,6 +352,8 @@ class Handler(BaseHTTPRequestHandler):
     def explorer(self) -> Explorer:
         return self.server.explorer
 
+    timeout = SOCKET_TIMEOUT  # socketserver sets it on each connection: half-sent requests end
+
     def do_GET(self):
         url = urlsplit(self.path)
         self._answer(lambda: self._get(url.path, dict(parse_qsl(url.query, keep_blank_values=True))))
@@ -311,10 +361,76 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self._answer(self._post)
 
+    def _not_allowed(self):
+        self.close_connection = True  # a body we do not read must not be taken for the next request
+        self._answer(self._refuse_method)
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_TRACE = do_CONNECT = _not_allowed
+
+    def _refuse_method(self):
+        raise BadRequest(f"method {str(getattr(self, 'command', ''))[:20]} is not allowed: use GET (POST for /api/save)",
+                         HTTPStatus.METHOD_NOT_ALLOWED)
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own errors (a bad request line, an unknown method, huge headers) as
+        JSON like every other answer; an unknown method is 405, not 501."""
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"  # a garbled request line still gets a status line and headers
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            code, message = HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed: use GET (POST for /api/save)"
+        self.close_connection = True
+        self._send(int(code), "application/json", json.dumps({"error": message or HTTPStatus(code).phrase}).encode())
+
+    # -- who may ask ----------------------------------------------------------------------
+    def _allowed_host(self) -> bool:
+        """The Host header names this server: its bound address or localhost, with its port.
+        A DNS-rebinding page reaches the server under the attacker's host name instead."""
+        host = (self.headers.get("Host") or "").strip().lower()
+        match = re.fullmatch(r"(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::([0-9]{1,5}))?", host)
+        if not match:
+            return False
+        name, port = match.group(1).strip("[]"), match.group(2)
+        if port is not None and int(port) != self.server.server_address[1]:
+            return False
+        return name in self.server.host_names
+
+    def _token_given(self) -> bool:
+        token = self.server.session_token  # the user's --token, else the one made for this session
+        cookie = re.search(r"(?:^|;\s*)steer_token=([^;]*)", self.headers.get("Cookie") or "")
+        given = [self.headers.get("X-Steer-Token"), cookie.group(1) if cookie else None,
+                 dict(parse_qsl(urlsplit(self.path).query)).get("token")]
+        return any(g is not None and hmac.compare_digest(g.encode(), token.encode()) for g in given)
+
+    def _check_caller(self, path: str, changes_state: bool):
+        if not self._allowed_host():
+            raise BadRequest(f"Host '{(self.headers.get('Host') or '')[:80]}' is not this server: use the URL "
+                             "steer explore printed", HTTPStatus.FORBIDDEN)
+        if self.server.token_required and path not in PUBLIC and not self._token_given():
+            raise BadRequest("this server needs its token: open the URL steer explore printed (with ?token=)",
+                             HTTPStatus.FORBIDDEN)
+        if changes_state:
+            kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if kind != "application/json":
+                raise BadRequest("a save request must be sent as Content-Type: application/json",
+                                 HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
+            origin = self.headers.get("Origin")
+            same_origin = origin is not None and origin.rstrip("/").lower() in self.server.origins(self.headers)
+            if origin is not None and not same_origin:
+                raise BadRequest(f"cross-site request from {origin[:80]} refused", HTTPStatus.FORBIDDEN)
+            if not same_origin and not self._token_given():
+                raise BadRequest("a save request needs the page's token (X-Steer-Token) or a same-origin Origin",
+                                 HTTPStatus.FORBIDDEN)
+
+    # -- what they get ----------------------------------------------------------------------
     def _get(self, path, fields):
+        self._check_caller(path, changes_state=False)
         if path in PAGES:
             name, kind = PAGES[path]
-            return kind, (STATIC / name).read_bytes()
+            body = (STATIC / name).read_bytes()
+            if name == "index.html":  # the page carries this session's token for its requests
+                body = body.replace(b'name="steer-token" content=""',
+                                    f'name="steer-token" content="{self.server.session_token}"'.encode())
+            return kind, body
         if path == "/api/info":
             return "application/json", json.dumps(self.explorer.info()).encode()
         if path == "/api/image":
@@ -324,11 +440,19 @@ class Handler(BaseHTTPRequestHandler):
         raise BadRequest(f"no such page: {path[:80]}", HTTPStatus.NOT_FOUND)
 
     def _post(self):
-        if urlsplit(self.path).path != "/api/save":
+        path = urlsplit(self.path).path
+        if path != "/api/save":
+            self.close_connection = True
             raise BadRequest("only /api/save takes POST", HTTPStatus.METHOD_NOT_ALLOWED)
+        try:
+            self._check_caller(path, changes_state=True)
+        except BadRequest:
+            self.close_connection = True  # its body stays unread
+            raise
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
+            self.close_connection = True
             raise BadRequest("a save request needs a Content-Length", HTTPStatus.LENGTH_REQUIRED) from None
         if not 0 <= length <= MAX_BODY:
             self.close_connection = True  # the unread body would be taken for the next request
@@ -336,41 +460,109 @@ class Handler(BaseHTTPRequestHandler):
                              HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
         try:
             fields = json.loads(self.rfile.read(length) or b"{}")
-        except ValueError:
-            raise BadRequest("the body must be JSON") from None
+        except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets
+            raise BadRequest("the body must be JSON: an object of a few fields") from None
         if not isinstance(fields, dict):
             raise BadRequest("the body must be a JSON object")
         return "application/json", json.dumps(self.explorer.save(self.explorer.parse(fields))).encode()
 
     def _answer(self, produce):
+        headers = {}
         try:
             kind, body = produce()
             status = HTTPStatus.OK
+            if self.server.token_required and self._token_given():
+                # the page's later requests (images, app.js) carry the token as a cookie
+                headers["Set-Cookie"] = f"steer_token={self.server.session_token}; Path=/; HttpOnly; SameSite=Strict"
         except BadRequest as e:
             status, kind, body = e.status, "application/json", json.dumps({"error": str(e)}).encode()
         except SteerError as e:
             status, kind, body = HTTPStatus.BAD_REQUEST, "application/json", json.dumps({"error": str(e)}).encode()
         except Exception as e:  # a bug: say so, keep serving
             status, kind = HTTPStatus.INTERNAL_SERVER_ERROR, "application/json"
-            body = json.dumps({"error": f"internal error: {type(e).__name__}: {e}"}).encode()
+            body = json.dumps({"error": f"internal error: {type(e).__name__}"}).encode()
+        if status == HTTPStatus.METHOD_NOT_ALLOWED:
+            headers["Allow"] = "GET, POST"
+        self._send(int(status), kind, body, headers)
+
+    def _send(self, status: int, kind: str, body: bytes, headers=None):
         try:
             self.send_response(status)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(body)
-        except ConnectionError:
-            pass  # the page went away mid-answer
+            if getattr(self, "command", None) != "HEAD":
+                self.wfile.write(body)
+        except (ConnectionError, socket.timeout):
+            self.close_connection = True  # the page went away mid-answer
 
 
-def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """Bind (port 0: a free port) without serving yet; server.url says where."""
-    server_class = ThreadingHTTPServer
+class ExploreServer(ThreadingHTTPServer):
+    """At most MAX_CONNECTIONS connections at once, each in its own daemon thread; the rest
+    get a short 503 and are closed, so a flood of half-open sockets cannot take every thread."""
+    daemon_threads = True
+
+    def __init__(self, address, handler, token=None):
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.token = token
+        self.token_required = token is not None
+        # the page gets the user's token, else one made for this session (needed to save)
+        self.session_token = token or secrets.token_urlsafe(24)
+        bound = self.server_address[0]
+        self.host_names = {"localhost", "127.0.0.1", "::1", bound.lower()}
+        if bound in ("0.0.0.0", "::"):  # every interface: the names and addresses of this machine
+            names = {socket.gethostname(), socket.getfqdn()}
+            for name in list(names):
+                try:
+                    names.update(socket.gethostbyname_ex(name)[2])
+                except OSError:
+                    pass
+            self.host_names |= {n.lower() for n in names if n}
+
+    def origins(self, headers) -> set:
+        """The origins this server's own page has: its Host, as the browser sent it."""
+        host = (headers.get("Host") or "").strip().lower()
+        return {f"http://{host}"}
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            try:
+                body = json.dumps({"error": "too many connections: try again"}).encode()
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> ExploreServer:
+    """Bind (port 0: a free port) without serving yet; server.url says where, server.page_url
+    is the page with its token when one is required. A non-loopback host needs a token."""
+    token = check_token(host, token)
+    server_class = ExploreServer
     if ":" in host:  # an IPv6 address
-        server_class = type("ThreadingHTTPServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+        server_class = type("ExploreServer6", (ExploreServer,), {"address_family": socket.AF_INET6})
     try:
-        server = server_class((host, port), Handler)
+        server = server_class((host, port), Handler, token=token)
     except OSError as e:
         if getattr(e, "errno", None) == 98 or "in use" in str(e):
             raise SteerError(f"port {port} on {host} is in use: choose another --port (0 picks a free one)") from None
@@ -379,4 +571,5 @@ def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 0) -> T
     bound_host, bound_port = server.server_address[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     server.url = f"http://{shown}:{bound_port}/"
+    server.page_url = server.url + (f"?token={token}" if token else "")  # what the user opens
     return server

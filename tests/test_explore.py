@@ -124,12 +124,18 @@ def test_bad_requests_get_a_message_and_the_server_keeps_serving(server, fields,
     assert get(server.url + "api/image?" + query(walk="zoom", seed=0, alpha=1))[0] == 200
 
 
+def same_origin(server):
+    """The headers the page's own Save sends: JSON, from the server's own origin."""
+    return {"Content-Type": "application/json", "Origin": server.url.rstrip("/")}
+
+
 def test_bad_paths_and_bodies(server):
     assert get(server.url + "../../etc/passwd")[0] == 404
     assert get(server.url + "api/nothing")[0] == 404
-    assert get(server.url + "api/save", data=b"not json", headers={"Content-Type": "application/json"})[0] == 400
-    assert get(server.url + "api/save", data=b"[1]")[0] == 400
-    code, _, body = get(server.url + "api/save", data=b"x" * 100_000)
+    assert get(server.url + "api/save", data=b"not json", headers=same_origin(server))[0] == 400
+    assert get(server.url + "api/save", data=b"[1]", headers=same_origin(server))[0] == 400
+    assert get(server.url + "api/save", data=b"{}")[0] == 415  # a form's content type: not JSON
+    code, _, body = get(server.url + "api/save", data=b"x" * 100_000, headers=same_origin(server))
     assert code == 413 and "too large" in json.loads(body)["error"]
     assert get(server.url + "api/image?" + query(walk="zoom", alpha=1))[0] == 200
 
@@ -146,12 +152,16 @@ def test_colour_save_round_trips_through_render(tmp_path):
         assert sorted(w["id"] for w in info["walks"]) == ["colour", "shift_x", "shift_y", "zoom"]
         assert [w["sliders"] for w in info["walks"] if w["id"] == "colour"] == [3]
         body = json.dumps({"walk": "colour", "seed": "7", "class": "cross", "alpha": "0.4,-0.3,0.15"}).encode()
-        code, _, answer = get(s.url + "api/save", data=body, headers={"Content-Type": "application/json"})
+        code, _, answer = get(s.url + "api/save", data=body, headers=same_origin(s))
         assert code == 200, answer
         saved = json.loads(answer)
     finally:
         s.shutdown()
         s.server_close()
+    # the answer names the files in the save folder, never where that folder is
+    assert saved["json"] == "explore-0001.json" and saved["png"] == "explore-0001.png"
+    assert str(tmp_path) not in answer.decode()
+    saved = {k: str(tmp_path / "saves" / saved[k]) for k in ("json", "png")}
     settings = json.loads(open(saved["json"]).read())
     assert settings["alphas"] == [[0.4, -0.3, 0.15]] and settings["seeds"] == [7] and settings["class"] == "cross"
     assert settings["model"] == "dcgan-shapes32" and settings["walk"].endswith("colour/walk.safetensors")
@@ -328,7 +338,8 @@ def test_page_in_chromium(explore_process, tmp_path):
         wait.until(lambda d: d.find_element(By.ID, "saved").get_attribute("data-json"))
         saved_json = driver.find_element(By.ID, "saved").get_attribute("data-json")
         saved_png = driver.find_element(By.ID, "saved").get_attribute("data-png")
-        assert saved_json.startswith(str(save_dir))
+        assert saved_json == "explore-0001.json"  # a name in the save folder, not a path
+        saved_json, saved_png = str(save_dir / saved_json), str(save_dir / saved_png)
     finally:
         driver.quit()
     settings = json.loads(open(saved_json).read())

@@ -129,17 +129,23 @@ def render_command(walk_path, model, alphas, seeds, class_, classes_, truncation
               help="Port to listen on; 0 picks a free one.")
 @click.option("--save-dir", default="runs/explore", show_default=True, type=click.Path(file_okay=False),
               help="Where the page's Save writes its PNG and settings JSON.")
+@click.option("--token", default=None,
+              help="A secret every request must carry (the printed URL has it); required with a --host other "
+                   "than loopback, since any machine on the network could otherwise drive the server.")
 @device_option
-def explore_command(model, walks_dir, host, port, save_dir, device):
+def explore_command(model, walks_dir, host, port, save_dir, token, device):
     """Serve a local page for driving walks by hand: sliders, seed, class, and a Save that
     `steer render --settings` reproduces. Works offline; Ctrl-C stops it.
 
     \b
-    Example:
+    Examples:
       steer explore --model dssgan-shapes32
+      steer explore --host 0.0.0.0 --token "$(python -c 'import secrets; print(secrets.token_urlsafe())')"
     """
-    from ..explore import Explorer, default_walks_dir, find_walks, make_server, walks_model
+    from ..explore import Explorer, check_token, default_walks_dir, find_walks, make_server, walks_model
     from ..steering import model_label
+
+    check_token(host, token)  # before the model loads: a missing token is one line at once
 
     G = walks_model(walks_dir, device) if model is None and walks_dir is not None else None
     if G is None:  # the model the walks under --walks were learned on, else --model or the default
@@ -153,9 +159,9 @@ def explore_command(model, walks_dir, host, port, save_dir, device):
     if not walks:
         raise SteerError(f"no walks for {G.name} under {folder}: learn one with 'steer walk --model {model}' "
                          "or point --walks at a folder holding walk.safetensors files learned on it")
-    server = make_server(Explorer(G, walks, model, save_dir), host, port)
+    server = make_server(Explorer(G, walks, model, save_dir), host, port, token=token)
     click.echo(f"steer explore: {G.name} with {len(walks)} walk(s) ({', '.join(w.id for w in walks)}) "
-               f"at {server.url}  (Ctrl-C stops)")
+               f"at {server.page_url}  (Ctrl-C stops)")
     sys.stdout.flush()
     try:
         server.serve_forever()

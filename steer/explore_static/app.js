@@ -8,6 +8,11 @@ const positions = {};       // slider positions per walk id, so switching walks 
 
 function showError(message) { $("error").textContent = message || ""; }
 
+// The server puts this session's token in the page; every request carries it, so the
+// server can tell its own page from any other site the browser has open.
+const token = document.querySelector('meta[name="steer-token"]').content;
+const withToken = (headers) => Object.assign({ "X-Steer-Token": token }, headers || {});
+
 // One loader per image. At most one request is in flight; while it runs only the newest
 // wanted URL is kept and sent when the running one returns, so a drag never queues renders.
 function makeLoader(img) {
@@ -17,7 +22,7 @@ function makeLoader(img) {
   async function run(url) {
     busy = true;
     try {
-      const response = await fetch(url);
+      const response = await fetch(url, { headers: withToken() });
       if (!response.ok) {
         const body = await response.json().catch(() => ({}));
         showError(body.error || response.statusText);
@@ -137,7 +142,7 @@ function selectWalk(id) {
 async function save() {
   $("saved").textContent = "saving…";
   const response = await fetch("api/save", {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(fields(true)),
+    method: "POST", headers: withToken({ "Content-Type": "application/json" }), body: JSON.stringify(fields(true)),
   });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
@@ -145,13 +150,14 @@ async function save() {
     showError(body.error || response.statusText);
     return;
   }
-  $("saved").textContent = `saved ${body.png} and ${body.json} (steer render --settings reads it)`;
+  // names in the save folder (--save-dir): the server never tells a page where files live
+  $("saved").textContent = `saved ${body.png} and ${body.json} in the save folder (steer render --settings reads it)`;
   $("saved").dataset.json = body.json;
   $("saved").dataset.png = body.png;
 }
 
 async function start() {
-  const response = await fetch("api/info");
+  const response = await fetch("api/info", { headers: withToken() });
   info = await response.json();
   $("model").textContent = `${info.model}, ${info.resolution} px`;
   for (const w of info.walks) $("walk").append(new Option(`${w.id} (${w.edit}, ${w.kind})`, w.id));
