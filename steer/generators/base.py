@@ -76,9 +76,14 @@ class Family:
     """What a generator family declares to the registry (steer/generators/registry.py).
 
     build(config) -> Generator from steer's own config.json (weights loaded by the registry);
-    read_checkpoint(obj, name) -> Generator or None, for an official checkpoint file read by
-    the restricted unpickler; read_folder(folder, config) -> Generator or None, for a
-    third-party model folder whose config.json has no "family"; weights_file(folder) -> the
+    check_config(config, where) -> the config checked against the family's declared schema
+    (steer/generators/schema.py), run by the registry once, before anything is built;
+    checkpoint_parts(obj) -> (config, state_fn) or None, for an official checkpoint file read
+    by the restricted unpickler: the registry checks the config, calls state_fn() for the
+    tensors and builds the generator itself; folder_parts(folder, config) -> (config, state_fn)
+    or None, the same for a third-party model folder whose config.json has no "family";
+    read_checkpoint(obj, name) / read_folder(folder, config) -> Generator or None: the older,
+    all-in-one hooks, still run inside the registry's guard; weights_file(folder) -> the
     file whose sha256 identifies such a folder. Training, where the family trains:
     for_training(resolution, num_classes, **options) -> a fresh G to train, discriminator(G)
     -> a fresh D that fits G, recipe(**overrides) -> its TrainConfig. small(seed) -> a small
@@ -89,6 +94,9 @@ class Family:
     small: Callable
     read_checkpoint: Callable | None = None
     read_folder: Callable | None = None
+    check_config: Callable | None = None
+    checkpoint_parts: Callable | None = None
+    folder_parts: Callable | None = None
     weights_file: Callable | None = None
     discriminator: Callable | None = None
     recipe: Callable | None = None

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import schema as S
 from .base import Family, FirstLayer, Generator
 
 
@@ -126,6 +127,22 @@ class DCGANDiscriminator(nn.Module):
                 "base_channels": self.base_channels}
 
 
+CONFIG_SCHEMA = S.Table({
+    "family": S.Text(choices=("dcgan",)),
+    "resolution": S.Int(8, S.MAX_RESOLUTION, power_of_two=True),
+    "latent_dim": S.Int(1, S.MAX_LATENT_DIM),
+    "num_classes": S.Int(0, S.MAX_CLASSES),
+    "embed_dim": S.Int(1, S.MAX_LATENT_DIM),
+    "base_channels": S.Int(1, S.MAX_CHANNELS),
+})
+
+
+def check_dcgan_config(config: dict, where: str) -> dict:
+    """config.json of a dcgan folder, checked against CONFIG_SCHEMA (absent sizes take the
+    constructor's defaults)."""
+    return S.check(CONFIG_SCHEMA, config, where)
+
+
 def build_dcgan(config: dict) -> DCGANGenerator:
     keys = ("resolution", "latent_dim", "num_classes", "embed_dim", "base_channels")
     return DCGANGenerator(**{k: config[k] for k in keys if k in config})
@@ -153,6 +170,7 @@ def small_dcgan(seed: int = 0) -> DCGANGenerator:
     return DCGANGenerator(resolution=16, latent_dim=8, num_classes=3, embed_dim=4, base_channels=8)
 
 
-FAMILY = Family(name="dcgan", build=build_dcgan, small=small_dcgan, discriminator=dcgan_discriminator,
+FAMILY = Family(name="dcgan", build=build_dcgan, small=small_dcgan, check_config=check_dcgan_config,
+                discriminator=dcgan_discriminator,
                 recipe=dcgan_recipe, for_training=dcgan_for_training,
                 notes={"about": "A class-conditional conv generator (steer's `dcgan` family)"})

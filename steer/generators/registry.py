@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..defaults import DEFAULT_MODEL
@@ -55,8 +57,13 @@ def bundled_models(kind: str = "generator") -> list:
     names = []
     if root.is_dir():
         for folder in sorted(root.iterdir()):
-            cfg = folder / "config.json"
-            if cfg.is_file() and json.loads(cfg.read_text()).get("kind", "generator") == kind:
+            if not (folder / "config.json").is_file():
+                continue
+            try:
+                config = read_config(folder)
+            except SteerError:
+                continue  # a broken folder is not listed; loading it by name says what is wrong
+            if config.get("kind", "generator") == kind:
                 names.append(folder.name)
     return names
 
@@ -95,6 +102,117 @@ def _finish(generator, source, device):
     return generator.to(device).eval().requires_grad_(False)
 
 
+# errors a reader raises when a file's contents are not what they should be: inside the
+# guarded path they are the file's fault and become one line, not a traceback
+_MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError, OverflowError,
+              ZeroDivisionError, MemoryError, RecursionError)
+
+
+@contextmanager
+def guarded(where: str):
+    """Run a reader on untrusted contents: a SteerError passes through, a malformed entry the
+    reader tripped on becomes one SteerError line starting with `where`."""
+    try:
+        yield
+    except SteerError:
+        raise
+    except KeyError as e:
+        raise SteerError(f"{where}: a required entry {e.args[0]!r:.60} is missing") from None
+    except _MALFORMED as e:
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise SteerError(f"{where}: malformed contents ({type(e).__name__}: {first})") from None
+
+
+def _compare_shapes(expected: dict, declared: dict, what: str):
+    """Names and shapes of the tensors a config needs vs those a file holds, before loading."""
+    def some(keys):
+        keys = sorted(keys)
+        return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+    problems = []
+    if set(expected) - set(declared):
+        problems.append(f"missing {some(set(expected) - set(declared))}")
+    if set(declared) - set(expected):
+        problems.append(f"unexpected {some(set(declared) - set(expected))}")
+    if problems:
+        raise SteerError(f"{what}: {'; '.join(problems)}")
+    for key, shape in expected.items():
+        if tuple(declared[key]) != tuple(shape):
+            raise SteerError(f"{what}: tensor '{key}' has shape {list(declared[key])} in the file, "
+                             f"the config needs {list(shape)}")
+
+
+def assemble(fam, config: dict, where: str, load_state, what: str, shapes=None):
+    """The one guarded path from a recorded config and a file's tensors to a generator:
+
+    1. the config is checked against the family's schema (fam.check_config);
+    2. the generator is built on the meta device (no memory) and its size checked against
+       the ceiling MAX_PARAMETERS, class names against its classes;
+    3. the file's tensors (names and shapes: `shapes()` when it can say them before loading,
+       else from `load_state()`) are compared with the skeleton's;
+    4. the tensors are loaded, checked for NaN and inf, and only then is the real generator
+       built and filled (strict)."""
+    import torch
+
+    from .loading import check_finite
+    from .schema import MAX_CLASSES, MAX_PARAMETERS, Items, Text, check
+    with guarded(where):
+        if fam.check_config is not None:
+            config = fam.check_config(config, where)
+        with torch.device("meta"):
+            skeleton = fam.build(config)
+        expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+        total = sum(math.prod(shape) for shape in expected.values())
+        if total > MAX_PARAMETERS:
+            raise SteerError(f"{where}: the config asks for {total:,} weights, more than steer's limit of "
+                             f"{MAX_PARAMETERS:,}")
+        if "class_names" in config:
+            names = check(Items(Text(max_len=1000), max_len=MAX_CLASSES), config["class_names"],
+                          f"{where}: class_names")
+            if len(names) != skeleton.num_classes:
+                raise SteerError(f"{where}: class_names lists {len(names)} names for "
+                                 f"{skeleton.num_classes} classes")
+        del skeleton
+        if shapes is not None:
+            _compare_shapes(expected, shapes(), what)
+        state = load_state()
+        if not isinstance(state, dict):
+            raise SteerError(f"{what}: the weights are not a dict of tensors")
+        if shapes is None:
+            bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+            if bad:
+                raise SteerError(f"{what}: entry '{bad[0]}' is not a tensor")
+            _compare_shapes(expected, {k: tuple(v.shape) for k, v in state.items()}, what)
+        check_finite(state, what)
+        generator = fam.build(config)
+        load_strict(generator, state, what)
+    return generator
+
+
+def _safetensors_shapes(weights: Path):
+    """name -> shape from a safetensors header, read without loading any tensor."""
+    from safetensors import safe_open
+
+    def shapes():
+        try:
+            with safe_open(str(weights), framework="pt") as f:
+                return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        except Exception as e:  # safetensors raises its own error types for corrupt headers
+            raise SteerError(f"cannot read {weights}: {e}") from None
+    return shapes
+
+
+def _safetensors_state(weights: Path):
+    from safetensors.torch import load_file
+
+    def load():
+        try:
+            return load_file(str(weights))
+        except Exception as e:
+            raise SteerError(f"cannot read {weights}: {e}") from None
+    return load
+
+
 def load_generator(name_or_path=None, device=None):
     """Load a generator by bundled name, folder, weights file or official checkpoint file
     (read without running anything from it), in eval mode, with its `source` recorded."""
@@ -107,9 +225,10 @@ def load_generator(name_or_path=None, device=None):
     bundled = folder.parent.resolve() == models_dir().resolve() and "/" not in spec
     kind, name = ("bundled", folder.name) if bundled else ("folder", folder.name)
     config = read_config(folder)
+    where = str(folder / "config.json")
     if "family" not in config:
         for fam in families():
-            generator = fam.read_folder(folder, config) if fam.read_folder else None
+            generator = _read_folder(fam, folder, config, where)
             if generator is not None:
                 return _finish(generator, _source(kind, name, folder, fam.weights_file(folder), fam.name), device)
     fam = family(config.get("family")) if isinstance(config.get("family"), str) else None
@@ -119,17 +238,33 @@ def load_generator(name_or_path=None, device=None):
     weights = folder / "weights.safetensors"
     if not weights.is_file():
         raise SteerError(f"{folder} has no weights.safetensors")
-    generator = fam.build(config)
-    from safetensors.torch import load_file
-    try:
-        state = load_file(str(weights))
-    except Exception as e:  # safetensors raises its own error types for corrupt headers
-        raise SteerError(f"cannot read {weights}: {e}") from None
-    load_strict(generator, state, f"{weights} does not match its config.json")
+    generator = assemble(fam, config, where, _safetensors_state(weights), f"{weights} does not match its config.json",
+                         shapes=_safetensors_shapes(weights))
     generator.name = folder.name
     if "class_names" in config:
         generator.class_names = list(config["class_names"])
     return _finish(generator, _source(kind, name, folder, weights, fam.name), device)
+
+
+def _read_folder(fam, folder: Path, config: dict, where: str):
+    """A third-party folder through the family's hook, inside the guarded path."""
+    if fam.folder_parts is not None:
+        with guarded(where):
+            parts = fam.folder_parts(folder, config)
+        if parts is None:
+            return None
+        config, load_state, what = parts
+        generator = assemble(fam, config, where, load_state, what)
+        generator.name = folder.name
+        return generator
+    if fam.read_folder is None:
+        return None
+    with guarded(where):
+        generator = fam.read_folder(folder, config)
+        if generator is not None:
+            from .loading import check_finite
+            check_finite(generator.state_dict(), f"{folder}")
+    return generator
 
 
 def load_source(record: dict, device=None, what: str = "the file"):
@@ -165,16 +300,46 @@ def save_generator(generator, folder, card: str, extra_config: dict | None = Non
     (folder / "README.md").write_text(card)
 
 
+def _load_weights_only(path: Path):
+    """A torch.save zip file that holds only tensors and plain containers (rosinality's
+    convert_weight.py files), read by torch.load(weights_only=True); None when the file holds
+    anything else (then the restricted unpickler reads it)."""
+    import zipfile
+    if not zipfile.is_zipfile(path):
+        return None
+    import torch
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # any global outside torch's weights-only allowlist: not this reader's file
+        return None
+
+
 def load_checkpoint_file(path: Path):
-    """An official checkpoint file (e.g. DSS-GAN's G_full_ema_epoch_XXX.pt) -> Generator."""
+    """An official checkpoint file (e.g. DSS-GAN's G_full_ema_epoch_XXX.pt) -> Generator,
+    through the same guarded path as steer's own folders: the file is read by the restricted
+    unpickler under its size budget, the config it records checked against the family's
+    schema, and any lazy tensor materialised inside the guard."""
+    from .loading import check_finite
     from .safe_pickle import safe_load
 
     if not path.is_file():
         raise SteerError(f"no such checkpoint file: {path}")
     obj = safe_load(path)
     for fam in families():
-        generator = fam.read_checkpoint(obj, path.stem) if fam.read_checkpoint else None
-        if generator is not None:
-            return generator
+        where = f"{path} ({fam.name} checkpoint)"
+        if fam.checkpoint_parts is not None:
+            with guarded(where):
+                parts = fam.checkpoint_parts(obj)
+            if parts is not None:
+                config, load_state, what = parts
+                generator = assemble(fam, config, where, load_state, f"{path}: {what}")
+                generator.name = path.stem
+                return generator
+        elif fam.read_checkpoint is not None:
+            with guarded(where):
+                generator = fam.read_checkpoint(obj, path.stem)
+                if generator is not None:
+                    check_finite(generator.state_dict(), str(path))
+                    return generator
     raise SteerError(f"{path} is not a generator checkpoint steer knows (official DSS-GAN whole-module .pt "
                      "files and StyleGAN-XL .pkl snapshots are)")

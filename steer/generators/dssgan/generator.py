@@ -65,7 +65,9 @@ def scan_indices(height: int, width: int, direction: str, device=None):
     device = torch.device(device or "cpu")
     key = (height, width, direction, device)
     if key not in _SCAN_INDICES:
-        order = torch.tensor(_scan_positions(height, width, direction), dtype=torch.long)
+        # on the CPU explicitly: a model built on the meta device (the registry's size check)
+        # must not leave meta tensors in this cache
+        order = torch.tensor(_scan_positions(height, width, direction), dtype=torch.long, device="cpu")
         _SCAN_INDICES[key] = (order.to(device), torch.argsort(order).to(device))
     return _SCAN_INDICES[key]
 

@@ -87,6 +87,17 @@ def generator_from_official(stub, name: str = "dssgan") -> DSSGANGenerator:
                        "official DSS-GAN checkpoint does not match its recorded settings")
 
 
+def official_parts(obj):
+    """Registry hook: (config, state_fn, what) for a pickled official Generator, or a dict
+    holding one; None for anything else. The registry checks the config and builds."""
+    if isinstance(obj, dict):
+        obj = next((v for v in obj.values() if is_official_generator(v)), obj)
+    if not is_official_generator(obj):
+        return None
+    return ({"family": "dssgan", "generator": config_from_official(obj)}, lambda: module_state_dict(obj),
+            "official DSS-GAN checkpoint does not match its recorded settings")
+
+
 def read_official_checkpoint(obj, name: str):
     """Registry hook: a whole pickled official Generator, or a dict holding one."""
     if isinstance(obj, dict):
