@@ -137,6 +137,7 @@ def check_same_run(recorded: dict, wanted: dict, path, step: int, steps: int,
     checkpoint recorded (older checkpoints that did not record a setting are not judged on
     it). Only the step count may grow."""
     differ = []
+    recorded, wanted = _flat(recorded), _flat(wanted)
     for key, value in wanted.items():
         if key in ignore or key not in recorded:
             continue
@@ -148,6 +149,17 @@ def check_same_run(recorded: dict, wanted: dict, path, step: int, steps: int,
     if step > steps:
         raise SteerError(f"{path} is already at step {step}, past --steps {steps}: only --steps may grow on resume; "
                          "give --steps of at least that, a fresh --out, or --restart")
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    """Nested settings as 'outer.inner' keys, so a message names the one that differs."""
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _short(value) -> str:
