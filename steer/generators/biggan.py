@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SteerError
+from . import schema as S
 from .base import Family, FirstLayer, Generator
-from .loading import load_strict, read_config
+from .loading import read_config
 
 WEIGHTS_NAME = "pytorch_model.bin"
 CONFIG_NAME = "config.json"
@@ -222,30 +223,49 @@ class _Synthesis(nn.Module):
         return torch.tanh(h[:, :3])
 
 
-def _check_config(cfg: dict, where: str) -> dict:
-    """The release's config.json with its types checked; absent optional keys take the
-    release's values."""
+CONFIG_SCHEMA = S.Table({
+    "family": S.Text(choices=("biggan-deep",)),
+    "output_dim": S.Int(8, S.MAX_RESOLUTION, power_of_two=True),
+    "z_dim": S.Int(1, S.MAX_LATENT_DIM), "class_embed_dim": S.Int(1, S.MAX_LATENT_DIM),
+    "channel_width": S.Int(1, S.MAX_CHANNELS // 16),
+    "num_classes": S.Int(1, S.MAX_CLASSES),
+    # (upsample, in, out) in units of channel_width
+    "layers": S.Items(S.Fixed(S.Bool(), S.Int(1, 16), S.Int(1, 16)), 1, 64),
+    "attention_layer_position": S.Int(0, 64), "eps": S.Num(1e-12, 1.0), "n_stats": S.Int(2, 1000),
+}, required=("output_dim", "layers"))
+
+
+def check_biggan_config(cfg: dict, where: str) -> dict:
+    """The release's config.json checked against CONFIG_SCHEMA, absent optional keys given
+    the release's values, then the sizes that must fit together: the blocks chain from the
+    16-unit 4x4 grid down to 1 unit and upsample 4 px to output_dim."""
+    cfg = S.check(CONFIG_SCHEMA, _fill_defaults(cfg) if isinstance(cfg, dict) else cfg, where)
+    layers = cfg["layers"]
+    reached = 4 * 2 ** sum(u for u, _, _ in layers)
+    S.rule(reached == cfg["output_dim"], where, f"the layers upsample 4 px to {reached}, not output_dim "
+           f"{cfg['output_dim']}")
+    units = 16
+    for i, (_, c_in, c_out) in enumerate(layers):
+        S.rule(c_in == units, where, f"layer {i} reads {c_in} channel units but the one before writes {units}")
+        S.rule(c_out <= c_in, where, f"layer {i}: blocks never widen ({c_in} -> {c_out})")
+        units = c_out
+    S.rule(units == 1, where, f"the last layer writes {units} channel units, the output batch norm reads 1")
+    position, ch = cfg["attention_layer_position"], cfg["channel_width"]
+    S.rule(position <= len(layers), where, f"attention_layer_position {position} is past the {len(layers)} layers")
+    S.rule(min(ch * c_in for _, c_in, _ in layers) >= 4, where, "channel_width is too thin: a block's "
+           "bottleneck (a quarter of its width) would have no channels")
+    S.rule(position == len(layers) or ch * layers[position][1] >= 8, where,
+           "channel_width is too thin: self-attention uses an eighth of its layer's width")
+    # class_embed_dim is written by the release but unused: the embedding is z_dim wide
+    return cfg
+
+
+def _fill_defaults(cfg: dict) -> dict:
+    """A config with the release's values for absent optional keys."""
     defaults = release_config(128)
     cfg = dict(cfg)
     for key in ("attention_layer_position", "eps", "n_stats", "num_classes", "z_dim", "channel_width"):
         cfg.setdefault(key, defaults[key])
-    missing = [k for k in ("output_dim", "layers") if k not in cfg]
-    if missing:
-        raise SteerError(f"{where} is not a BigGAN-deep config: it lacks {', '.join(missing)}")
-    try:
-        layers = [(bool(u), int(a), int(b)) for u, a, b in cfg["layers"]]
-        for key in ("output_dim", "z_dim", "channel_width", "num_classes", "n_stats", "attention_layer_position"):
-            cfg[key] = int(cfg[key])
-        cfg["eps"] = float(cfg["eps"])
-    except (TypeError, ValueError):
-        raise SteerError(f"{where}: 'layers' must be [upsample, in, out] triples and the sizes numbers") from None
-    if 4 * 2 ** sum(u for u, _, _ in layers) != cfg["output_dim"]:
-        raise SteerError(f"{where}: the layers upsample 4 px to {4 * 2 ** sum(u for u, _, _ in layers)}, "
-                         f"not output_dim {cfg['output_dim']}")
-    if cfg["n_stats"] < 2:
-        raise SteerError(f"{where}: n_stats must be at least 2")
-    cfg["layers"] = [list(layer) for layer in layers]
-    # class_embed_dim is written by the release but unused: the embedding is z_dim wide
     return cfg
 
 
@@ -260,7 +280,10 @@ class BigGANDeep(Generator):
 
     def __init__(self, config: dict, name: str = "biggan-deep"):
         super().__init__()
-        self.cfg = _check_config(config, name)
+        # configs from files were checked by the registry (check_biggan_config); steer's own
+        # callers pass release_config
+        self.cfg = _fill_defaults(config)
+        self.cfg["layers"] = [list(layer) for layer in self.cfg["layers"]]
         self.name = name
         self.resolution = self.cfg["output_dim"]
         self.num_classes = self.cfg["num_classes"]
@@ -407,16 +430,16 @@ def check_keys(model: nn.Module, state: dict, path) -> None:
 
 
 def load_biggan_folder(folder) -> BigGANDeep:
-    """A folder with the release's pytorch_model.bin and config.json -> BigGANDeep."""
+    """A folder with the release's pytorch_model.bin and config.json -> BigGANDeep, through
+    the registry's guarded path (config schema, sizes, shapes, finite weights)."""
+    from .registry import assemble
     folder = Path(folder)
-    weights = folder / WEIGHTS_NAME
     if not (folder / CONFIG_NAME).is_file():
         raise SteerError(f"{folder} has {WEIGHTS_NAME} but no {CONFIG_NAME} (both come with the release)")
-    config = read_config(folder)
-    model = BigGANDeep(config, name=folder.name)
-    state = load_state(weights)
-    check_keys(model, state, weights)
-    return load_strict(model, state, f"{weights} does not match its config.json")
+    config, load, what = biggan_folder_parts(folder, read_config(folder))
+    model = assemble(FAMILY, config, str(folder / CONFIG_NAME), load, what)
+    model.name = folder.name
+    return model
 
 
 def save_biggan_folder(model: BigGANDeep, folder) -> None:
@@ -427,8 +450,17 @@ def save_biggan_folder(model: BigGANDeep, folder) -> None:
     (folder / CONFIG_NAME).write_text(json.dumps(model.cfg, indent=2) + "\n")  # the release's keys only
 
 
+def biggan_folder_parts(folder: Path, config: dict):
+    """The registry's hook for a release folder (pytorch_model.bin + config.json):
+    (config, state_fn, what), or None for another kind of folder."""
+    if "family" in config or not is_biggan_folder(folder):
+        return None
+    weights = Path(folder) / WEIGHTS_NAME
+    return config, lambda: load_state(weights), f"{weights} does not match its config.json"
+
+
 def read_biggan_folder(folder: Path, config: dict):
-    """The registry's hook for a release folder (pytorch_model.bin + config.json)."""
+    """A release folder -> BigGANDeep (or None for another kind of folder)."""
     if "family" in config or not is_biggan_folder(folder):
         return None
     return load_biggan_folder(folder)
@@ -443,4 +475,5 @@ def small_biggan(seed: int = 0) -> BigGANDeep:
 
 
 FAMILY = Family(name="biggan-deep", build=build_biggan, small=small_biggan, read_folder=read_biggan_folder,
+                check_config=check_biggan_config, folder_parts=biggan_folder_parts,
                 weights_file=lambda folder: Path(folder) / WEIGHTS_NAME)
