@@ -28,6 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
+from .data.folder import MAX_PIXELS
 from .checkpoint import atomic_write
 from .errors import SteerError
 from .losses import masked_l2_per_sample
@@ -37,8 +38,9 @@ from .steering import Steering, model_label, source_record
 OFFICIAL_PROJECT_STEPS = 450
 OFFICIAL_TUNE_STEPS = 350
 DELTA_FORMAT = 1
-# above Pillow's own bomb limit (89.5 million pixels) a photo is refused, not decoded
-MAX_PIXELS_DEFAULT = 89_478_485
+# above Pillow's own bomb limit (89.5 million pixels) a photo is refused, not decoded; the
+# same limit as training data folders
+MAX_PIXELS_DEFAULT = MAX_PIXELS
 
 
 @dataclass

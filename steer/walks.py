@@ -183,34 +183,94 @@ def save(walk, path, meta: dict) -> None:
     atomic_write(path, lambda f: f.write(data))
 
 
+MAX_WALK_DIM = 1 << 20        # entries of the latent a walk moves (w+ of StyleGAN-XL: ~20,000)
+MAX_WALK_PARAMETERS = 1 << 28  # elements of one walk's tensors (1 GB as float32)
+
+
 def read_meta(path) -> dict:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        return json.loads(meta["steer"])
+        info = json.loads(meta["steer"])
     except FileNotFoundError:
         raise SteerError(f"walk file {path} does not exist") from None
     except Exception as e:
         raise SteerError(f"{path} is not a steer walk file ({type(e).__name__}: {e})") from None
+    if not isinstance(info, dict):
+        raise SteerError(f"{path} is not a steer walk file: its metadata is a {type(info).__name__}, not an object")
+    return info
+
+
+def _settings_schema(kind: str):
+    from .generators import schema as S
+    shape = S.Items(S.Int(1, MAX_WALK_DIM), 1, 4)
+    layers = S.Maybe(S.Fixed(S.Int(0, MAX_WALK_DIM), S.Int(1, MAX_WALK_DIM)))
+    if kind == "linear":
+        return S.Table({"latent_shape": shape, "sliders": S.Int(1, 64), "layers": layers},
+                       required=("latent_shape", "sliders"))
+    return S.Table({"latent_shape": shape, "eps": S.Num(-1e6, 1e6), "max_steps": S.Int(1, 1000),
+                    "step_mode": S.Text(choices=("multiply", "add")), "renorm": S.Text(choices=("sphere", "truncate", "none")),
+                    "psi": S.Num(-1e6, 1e6), "hidden": S.Int(1, MAX_WALK_DIM), "layers": layers},
+                   required=("latent_shape", "eps", "max_steps", "step_mode", "renorm", "psi", "hidden"))
+
+
+def _expected_shapes(kind: str, settings: dict) -> dict:
+    """The tensors a walk with these settings holds, name -> shape, worked out without
+    building it (so a file cannot make steer allocate more than it holds)."""
+    latent_shape = tuple(settings["latent_shape"])
+    layers = check_layers(settings.get("layers"), latent_shape)
+    dim = math.prod(_walked_shape(latent_shape, layers))
+    if dim > MAX_WALK_DIM:
+        raise SteerError(f"the walk moves {dim:,} latent entries, more than steer's limit of {MAX_WALK_DIM:,}")
+    if kind == "linear":
+        return {"directions": (settings["sliders"], dim)}
+    hidden = settings["hidden"]
+    shapes = {"centre": (dim,)}
+    for net in ("forward_net", "backward_net"):
+        shapes.update({f"{net}.0.weight": (hidden, dim), f"{net}.0.bias": (hidden,),
+                       f"{net}.2.weight": (dim, hidden), f"{net}.2.bias": (dim,)})
+    return shapes
 
 
 def load(path, device=None):
-    """Returns (walk, meta)."""
+    """Returns (walk, meta). The settings are checked against their schema and the file's
+    tensors against the shapes those settings give, before any walk is built; tensors with
+    NaN or inf are refused by name."""
+    from .generators import schema as S
+    from .generators.loading import check_finite
     meta = read_meta(path)
     missing = [k for k in ("edit", "walk", "settings") if k not in meta]
     if missing:
         raise SteerError(f"{path} is not a complete steer walk file: its metadata lacks {', '.join(missing)}")
-    settings = meta["settings"]
+    if not isinstance(meta["edit"], str):
+        raise SteerError(f"{path}: the walk's edit must be a name, got {meta['edit']!r:.40}")
     get_edit(meta["edit"])  # refuse walks for edits this version does not know
+    if meta["walk"] not in ("linear", "nonlinear"):
+        raise SteerError(f"{path}: unknown walk type {meta['walk']!r:.40}")
+    settings = S.check(_settings_schema(meta["walk"]), meta["settings"], f"{path}: settings")
+    if meta["walk"] == "nonlinear" and settings["step_mode"] == "multiply":
+        S.rule(settings["eps"] > 0 and settings["eps"] != 1, f"{path}: settings",
+               f"a multiplying step needs eps > 0 and not 1, got {settings['eps']:g}")
+    expected = _expected_shapes(meta["walk"], settings)
+    total = sum(math.prod(shape) for shape in expected.values())
+    S.rule(total <= MAX_WALK_PARAMETERS, f"{path}: settings",
+           f"they ask for {total:,} weights, more than steer's limit of {MAX_WALK_PARAMETERS:,}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            declared = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as e:
+        raise SteerError(f"{path} is not a steer walk file ({type(e).__name__}: {e})") from None
+    if declared != expected:
+        wrong = sorted(set(declared) ^ set(expected)) or [k for k in expected if declared[k] != expected[k]]
+        raise SteerError(f"{path}: its tensors do not match its settings (first difference: '{wrong[0]}')")
+    state = check_finite(load_file(str(path)), f"walk file {path}")
     if meta["walk"] == "linear":
         walk = LinearWalk(settings["latent_shape"], sliders=settings["sliders"], layers=settings.get("layers"))
-    elif meta["walk"] == "nonlinear":
+    else:
         walk = NonlinearWalk(settings["latent_shape"], settings["eps"], settings["max_steps"],
                              settings["step_mode"], renorm=settings["renorm"], psi=settings["psi"],
                              hidden=settings["hidden"], layers=settings.get("layers"))
-    else:
-        raise SteerError(f"{path}: unknown walk type {meta['walk']}")
-    walk.load_state_dict(load_file(str(path)), strict=True)
+    walk.load_state_dict(state, strict=True)
     if device is not None:
         walk = walk.to(device)
     return walk, meta

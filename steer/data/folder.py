@@ -12,6 +12,9 @@ from ..errors import SteerError
 from ..seeding import step_seed
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+# the most pixels steer decodes from one image file (Pillow's own bomb limit): `steer invert`
+# and `steer train --data FOLDER` both refuse larger images before decoding them
+MAX_PIXELS = 89_478_485
 
 
 # the largest maximum a 16- or 32-bit integer image can hold as its full scale
@@ -34,6 +37,18 @@ def open_rgb(path) -> Image.Image:
             background = Image.new("RGBA", im.size, (255, 255, 255, 255))
             im = Image.alpha_composite(background, im)
         return im.convert("RGB")
+
+
+def check_pixels(path, max_pixels: int = MAX_PIXELS):
+    """Refuse an image whose header declares more than `max_pixels`, before decoding it."""
+    try:
+        with Image.open(path) as probe:
+            width, height = probe.size
+    except Image.DecompressionBombError as e:
+        raise SteerError(f"image {path} is too large to decode safely ({e}): downscale it first") from None
+    if width * height > max_pixels:
+        raise SteerError(f"image {path} has {width}x{height} = {width * height:,} pixels, more than the limit "
+                         f"of {max_pixels:,}: downscale it first")
 
 
 def load_image(path, resolution: int) -> torch.Tensor:
@@ -61,8 +76,9 @@ def load_folder(folder, resolution: int):
         files = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         for f in files:
             try:
+                check_pixels(f)
                 images.append(load_image(f, resolution))
-            except (OSError, ValueError) as e:
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
                 raise SteerError(f"cannot read image {f}: {e}") from None
             classes.append(index)
         names.append(name)
