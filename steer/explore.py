@@ -401,10 +401,12 @@ class Handler(BaseHTTPRequestHandler):
                  dict(parse_qsl(urlsplit(self.path).query)).get("token")]
         return any(g is not None and hmac.compare_digest(g.encode(), token.encode()) for g in given)
 
-    def _check_caller(self, path: str, changes_state: bool):
+    def _check_host(self):
         if not self._allowed_host():
             raise BadRequest(f"Host '{(self.headers.get('Host') or '')[:80]}' is not this server: use the URL "
                              "steer explore printed", HTTPStatus.FORBIDDEN)
+
+    def _check_caller(self, path: str, changes_state: bool):
         if self.server.token_required and path not in PUBLIC and not self._token_given():
             raise BadRequest("this server needs its token: open the URL steer explore printed (with ?token=)",
                              HTTPStatus.FORBIDDEN)
@@ -469,6 +471,7 @@ class Handler(BaseHTTPRequestHandler):
     def _answer(self, produce):
         headers = {}
         try:
+            self._check_host()  # first, for every method: a rebinding page learns nothing
             kind, body = produce()
             status = HTTPStatus.OK
             if self.server.token_required and self._token_given():
@@ -507,6 +510,7 @@ class ExploreServer(ThreadingHTTPServer):
     """At most MAX_CONNECTIONS connections at once, each in its own daemon thread; the rest
     get a short 503 and are closed, so a flood of half-open sockets cannot take every thread."""
     daemon_threads = True
+    request_queue_size = 64  # the listen backlog: past socketserver's 5, a page's burst waits in the kernel
 
     def __init__(self, address, handler, token=None):
         super().__init__(address, handler)
@@ -534,6 +538,11 @@ class ExploreServer(ThreadingHTTPServer):
     def process_request(self, request, client_address):
         if not self.slots.acquire(blocking=False):
             try:
+                request.settimeout(0.05)  # take what was sent, so closing does not reset the answer away
+                try:
+                    request.recv(65536)
+                except OSError:
+                    pass
                 body = json.dumps({"error": "too many connections: try again"}).encode()
                 request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
                                 b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
