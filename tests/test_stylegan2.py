@@ -14,8 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from steer.errors import SteerError
-from steer.generators.registry import load_generator
-from steer.generators.stylegan2.official import load_weights_only
+from steer.generators.registry import _load_weights_only as load_weights_only, load_generator
 from tests.conftest import FIXTURES, REPO, run_steer
 
 NVLABS = {

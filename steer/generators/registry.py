@@ -325,6 +325,11 @@ def load_checkpoint_file(path: Path):
     if not path.is_file():
         raise SteerError(f"no such checkpoint file: {path}")
     obj = safe_load(path)
+    # a zip the restricted read accepted (within its budget) and that holds only tensors and
+    # plain containers is then taken from torch's own weights-only loader (rosinality files)
+    plain = _load_weights_only(path)
+    if plain is not None:
+        obj = plain
     for fam in families():
         where = f"{path} ({fam.name} checkpoint)"
         if fam.checkpoint_parts is not None:
@@ -342,4 +347,5 @@ def load_checkpoint_file(path: Path):
                     check_finite(generator.state_dict(), str(path))
                     return generator
     raise SteerError(f"{path} is not a generator checkpoint steer knows (official DSS-GAN whole-module .pt "
-                     "files and StyleGAN-XL .pkl snapshots are)")
+                     "files, StyleGAN-XL, StyleGAN2-ADA and StyleGAN3 .pkl snapshots and rosinality "
+                     "StyleGAN2 .pt files are)")

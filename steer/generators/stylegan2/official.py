@@ -225,20 +225,6 @@ def read_nvlabs(obj, name: str, family: str):
 
 # ---- rosinality ---------------------------------------------------------------------------
 
-def load_weights_only(path):
-    """A torch.save zip file holding only tensors and plain containers (convert_weight.py's
-    {g_ema, latent_avg}), read by torch.load(weights_only=True); None when the file holds
-    anything else (train.py's checkpoints name argparse.Namespace): then the restricted
-    unpickler reads it."""
-    import zipfile
-    if not zipfile.is_zipfile(path):
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a global outside torch's weights-only allowlist
-        return None
-
-
 def _tensor_dict(value) -> dict | None:
     if isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
         out = {k: materialize(v) for k, v in value.items()}
