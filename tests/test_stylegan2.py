@@ -399,3 +399,53 @@ def _flow(model, tmp_path, klass=None):
 def test_flow_walk_render_quantify_invert_edit(key, tmp_path):
     model = ROS_FILES["converted"] if key == "rosinality" else NVLABS[key]
     _flow(model, tmp_path, klass=1 if key.endswith("cond") else None)
+
+
+# ---- peer direction files --------------------------------------------------------------------
+
+@needs
+def test_peer_direction_files_import_and_export(nvlabs_models, tmp_path):
+    from steer.peer_directions import export_direction, import_direction
+    from steer.walks import load, save
+    G = nvlabs_models["ada_uncond"]  # w_dim 96, 8 ws
+    rng = np.random.RandomState(0)
+    boundary = rng.randn(1, 96).astype(np.float32)
+    boundary /= np.linalg.norm(boundary)
+    np.save(tmp_path / "smile_w.npy", boundary)
+    walk, meta = import_direction(tmp_path / "smile_w.npy", G, "interfacegan", space="w")
+    assert walk.latent_shape == (96,) and np.allclose(walk.directions.detach().numpy(), boundary)
+    z, _ = G.sample(2, seed=0)
+    w = G.to_space(z, None, "w")
+    moved = walk.move(w, torch.full((2, 1), 3.0))
+    assert torch.allclose(moved, w + 3 * torch.from_numpy(boundary), atol=1e-6)
+    save(walk, tmp_path / "smile.safetensors", dict(meta, edit="brightness", model=str(NVLABS["ada_uncond"])))
+    assert load(tmp_path / "smile.safetensors")[1]["peer"]["format"] == "interfacegan"
+    export_direction(walk, tmp_path / "back.npy", "interfacegan")
+    assert np.allclose(np.load(tmp_path / "back.npy"), boundary, atol=1e-6)
+    np.save(tmp_path / "other_model.npy", boundary[:, :50])
+    with pytest.raises(SteerError, match="does not fit"):
+        import_direction(tmp_path / "other_model.npy", G, "interfacegan", space="w")
+
+    # GANSpace components, scaled by their stdev; SeFa rows applied to w+ layers 0:4
+    comps = rng.randn(5, 1, 96).astype(np.float32)
+    np.savez(tmp_path / "ganspace.npz", lat_comp=comps, lat_stdev=np.arange(1, 6, dtype=np.float32),
+             lat_mean=np.zeros(96, np.float32))
+    walk, _ = import_direction(tmp_path / "ganspace.npz", G, "ganspace", space="w", index=2)
+    assert np.allclose(walk.directions.detach().numpy()[0], comps[2, 0] * 3)
+    export_direction(walk, tmp_path / "gs_back.npz", "ganspace")
+    again, _ = import_direction(tmp_path / "gs_back.npz", G, "ganspace", space="w", index=0)
+    assert torch.allclose(again.directions, walk.directions, atol=1e-5)
+    sefa = rng.randn(4, 96).astype(np.float32)
+    np.save(tmp_path / "sefa.npy", sefa)
+    walk, _ = import_direction(tmp_path / "sefa.npy", G, "sefa", space="w+", index=1, layers=(0, 4))
+    w_plus = G.to_space(z, None, "w+")
+    moved = walk.move(w_plus, torch.ones(2, 1))
+    assert torch.allclose(moved[:, :4], w_plus[:, :4] + torch.from_numpy(sefa[1]), atol=1e-5)
+    assert torch.equal(moved[:, 4:], w_plus[:, 4:])
+    export_direction(walk, tmp_path / "sefa_back.npy", "sefa")
+    back = np.load(tmp_path / "sefa_back.npy")
+    assert back.shape == (1, 8 * 96) and np.allclose(back.reshape(8, 96)[4:], 0)
+    # a pickled array is refused, never unpickled
+    np.save(tmp_path / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(SteerError, match="pickled arrays are refused"):
+        import_direction(tmp_path / "pickled.npy", G, "interfacegan")
