@@ -2,6 +2,7 @@
 centre-cropped; sub-folders become classes (sorted by name), loose images class 0."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,10 @@ def open_rgb(path) -> Image.Image:
 def check_pixels(path, max_pixels: int = MAX_PIXELS):
     """Refuse an image whose header declares more than `max_pixels`, before decoding it."""
     try:
-        with Image.open(path) as probe:
-            width, height = probe.size
+        with warnings.catch_warnings():  # Pillow warns of a bomb on opening; steer refuses it below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as probe:
+                width, height = probe.size
     except Image.DecompressionBombError as e:
         raise SteerError(f"image {path} is too large to decode safely ({e}): downscale it first") from None
     if width * height > max_pixels:

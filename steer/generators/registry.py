@@ -104,8 +104,8 @@ def _finish(generator, source, device):
 
 # errors a reader raises when a file's contents are not what they should be: inside the
 # guarded path they are the file's fault and become one line, not a traceback
-_MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError, OverflowError,
-              ZeroDivisionError, MemoryError, RecursionError)
+_MALFORMED = (LookupError, TypeError, ValueError, AttributeError, RuntimeError, ArithmeticError,
+              MemoryError, RecursionError)
 
 
 @contextmanager

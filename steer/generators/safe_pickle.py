@@ -231,9 +231,9 @@ class LazyStorage:
                 raise SteerError(f"refusing a tensor in this checkpoint: it asks to run code ({e})") from None
             except (BudgetExceeded, TamperingPickle) as e:
                 raise SteerError(f"refusing a tensor in this checkpoint: {e}") from None
-            except (pickle.UnpicklingError, EOFError, ValueError, KeyError, struct.error, TypeError,
-                    IndexError, AttributeError, OverflowError, RuntimeError) as e:
-                raise SteerError(f"corrupt tensor data in this checkpoint: {type(e).__name__}: {e}") from None
+            except Exception as e:  # only allowlisted code ran on the file's bytes: the file is corrupt
+                raise SteerError(f"corrupt tensor data in this checkpoint: {type(e).__name__}: "
+                                 f"{(str(e).splitlines() or [''])[0][:200]}") from None
             self.data = None
         return self._storage
 
@@ -751,12 +751,16 @@ def safe_load(path):
                          "you trust") from None
     except (pickle.UnpicklingError, EOFError, ValueError, KeyError, struct.error, zipfile.BadZipFile,
             RuntimeError, TypeError, AttributeError, IndexError, OverflowError, UnicodeDecodeError) as e:
-        raise SteerError(f"cannot read {path} as a checkpoint: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        raise SteerError(f"cannot read {path} as a checkpoint: {type(e).__name__}: "
+                         f"{(str(e).splitlines() or [''])[0][:200]}") from None
     except MemoryError:  # a corrupt length field asks for more bytes than the machine has
         raise SteerError(f"cannot read {path} as a checkpoint: it declares a record larger than "
                          "memory (a corrupt or truncated file?)") from None
     except RecursionError:
         raise SteerError(f"cannot read {path} as a checkpoint: it nests deeper than steer follows") from None
+    except Exception as e:  # only allowlisted code ran, on the file's data: any failure is the file's
+        raise SteerError(f"cannot read {path} as a checkpoint: {type(e).__name__}: "
+                         f"{(str(e).splitlines() or [''])[0][:200]}") from None
 
 
 def module_state_dict(stub) -> dict:
