@@ -81,7 +81,7 @@ def test_out_holding_another_walk_is_refused(tiny_model_dir, tmp_path):
     out = tmp_path / "walk"
     assert run_steer("walk", "--model", str(tiny_model_dir), "--edit", "zoom", "--steps", "2", "--out", str(out)).returncode == 0
     assert_user_error(run_steer("walk", "--model", str(tiny_model_dir), "--edit", "colour", "--steps", "2",
-                                "--out", str(out)), "belongs to another walk", "--out")
+                                "--out", str(out)), "other settings", 'edit "zoom" -> "colour"', "--out", "--restart")
 
 
 def test_missing_data_folder(tmp_path):
