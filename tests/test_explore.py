@@ -4,7 +4,6 @@ Every image the page shows must be pixel-identical to what `steer render --frame
 the same settings, and Save's JSON must make `steer render --settings` reproduce it."""
 import io
 import json
-import os
 import re
 import select
 import shutil
