@@ -219,10 +219,12 @@ def alpha_scale(edit: Edit):
 
 
 def steerability_summary(edit: Edit, estimator: Estimator, alphas, walked_values, target_values, data_values,
-                         resolution: int, reach_tolerance: float = REACH_TOLERANCE) -> dict:
+                         resolution: int, reach_tolerance: float = REACH_TOLERANCE, slope_boot: int = 1000) -> dict:
     """The slope of achieved on target, the saturation alpha and the reach relative to the data's
     spread (see the module docstring). walked_values, target_values: per alpha, one value per
-    latent (NaN: not measurable); data_values: the training data's values, or None."""
+    latent (NaN: not measurable); data_values: the training data's values, or None.
+    slope_boot: bootstrap resamples for the slope's interval (0: the slope alone, for callers
+    that bootstrap around this function themselves)."""
     value, scale_name = attribute_scale(estimator)
     to_alpha, back = alpha_scale(edit)
     show = edit.show_alphas(resolution)
@@ -235,7 +237,12 @@ def steerability_summary(edit: Edit, estimator: Estimator, alphas, walked_values
         x.append(t[ok]), y.append(w[ok]), latent.append(np.flatnonzero(ok))
     slope = None
     if x and sum(len(v) for v in x) > 2 and np.ptp(np.concatenate(x)) > 0:
-        fit = slope_with_interval(np.concatenate(x), np.concatenate(y), groups=np.concatenate(latent), within=False)
+        if slope_boot:
+            fit = slope_with_interval(np.concatenate(x), np.concatenate(y), groups=np.concatenate(latent),
+                                      n_boot=slope_boot, within=False)
+        else:
+            value_only = slope_with_interval(np.concatenate(x), np.concatenate(y), n_boot=1)
+            fit = value_only._replace(low=float("nan"), high=float("nan"))
         slope = {"value": fit.slope, "low": fit.low, "high": fit.high, "level": fit.level,
                  "of": f"achieved {scale_name} on target {scale_name}, per sample",
                  "alphas": [alphas[j] for j in inside],

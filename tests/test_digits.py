@@ -1,5 +1,6 @@
 """Real digits: the MNIST loader, the digit attribute estimators on real digits under known
 edits, the digit classifier, and the MNIST quality measure."""
+import json
 import math
 import sys
 
@@ -288,3 +289,16 @@ def test_quality_data_is_read_from_the_model_folder(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"training_data": "mnist"}))
     shapes.source = ModelSource(kind="folder", name="x", path=str(tmp_path), sha256="", family="dcgan")
     assert quality_data(shapes) == "mnist"  # the folder's record wins over the class names
+
+
+def test_quantify_picks_the_digit_estimator_for_a_digit_model(tmp_path):
+    """On an MNIST model quantify measures a rotation by the digits' slant, and the shipped
+    rotation walk turns the digits most of the way it is asked to."""
+    from tests.conftest import REPO, run_steer
+    result = run_steer("quantify", "--walk", str(REPO / "walks/dcgan-mnist/rotate/walk.safetensors"), "--samples", "30",
+                       "--alphas", "-30,-15,0,15,30", "--data-samples", "300", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "quantify.json").read_text())
+    assert report["estimator"]["name"] == "slant" and report["data_source"] == "mnist"
+    assert 0.4 < report["slope"]["value"] < 1.2, report["slope"]
+    assert report["reach"]["low"] < -5 and report["reach"]["high"] > 5, report["reach"]

@@ -175,9 +175,12 @@ def quantify_command(walk_path, model, estimator, alphas, samples, data, data_sa
     check_batch_memory("--samples", samples, G.resolution, G.device, images_per_item=1)
     alpha_list = parse_numbers(alphas, "--alphas") if alphas else edit.test_alphas(G.resolution)
     edit.check_alphas(alpha_list, G.resolution)
-    est = get_estimator(estimator, edit.name, category=coco_category, arch=detector, device=G.device) \
-        if (estimator or "").startswith("detector") else get_estimator(estimator, edit.name)
     data = data or training_data(G) or "none"
+    # digits: ink, not a shape on a background, so the digit estimators follow the edits
+    from ..attributes import DIGIT_EDIT_ESTIMATORS
+    defaults = DIGIT_EDIT_ESTIMATORS if data == "mnist" else None
+    est = get_estimator(estimator, edit.name, category=coco_category, arch=detector, device=G.device) \
+        if (estimator or "").startswith("detector") else get_estimator(estimator, edit.name, defaults)
     classes = pick_classes(G, class_, samples)
     if est.name.startswith("detector_") and coco_category is None:
         from ..attributes import coco_to_imagenet
