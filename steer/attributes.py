@@ -345,8 +345,10 @@ def load_detector(arch: str = DETECTORS[0], device=None):
         raise SteerError(f"unknown detector '{arch}': choose one of {', '.join(DETECTORS)}")
     path = detector_weights_path(arch)
     if not path.is_file():
+        from .fetch import fetch_hint
+        hint = fetch_hint(path.name) or "steer downloads nothing unasked"
         raise SteerError(f"the detector estimator needs torchvision's {arch} COCO weights {path.name} in "
-                         f"{path.parent}/ (steer never downloads); or choose another --estimator")
+                         f"{path.parent}/ ({hint}); or choose another --estimator")
     net = getattr(detection, arch)(weights=None, weights_backbone=None, num_classes=91,
                                    box_score_thresh=0.0, box_detections_per_img=300)
     try:

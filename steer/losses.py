@@ -47,8 +47,10 @@ class MaskedLPIPS(nn.Module):
             raise SteerError(f"unknown LPIPS network '{net}': choose alex or vgg")
         path = lpips_backbone_path(net)
         if backbone == "pretrained" and not path.is_file():
+            from .fetch import fetch_hint
+            hint = fetch_hint(path.name)
             raise SteerError(f"LPIPS needs the torchvision {net} weights: put {path.name} in "
-                             f"{path.parent}/ (or set TORCH_HOME), or use --loss l2")
+                             f"{path.parent}/ (or set TORCH_HOME{'; ' + hint if hint else ''}), or use --loss l2")
         import warnings
 
         import lpips

@@ -277,7 +277,8 @@ def feature_network(name: str):
         path = Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_FILE
         if not path.is_file():
             raise SteerError(f"standard FID needs pytorch-fid's Inception weights {path.name} in {path.parent}/ "
-                             "(steer never downloads); or choose --features shapes, pixels or a backbone")
+                             "(steer downloads nothing unasked: run steer fetch fid-inception); or choose "
+                             "--features shapes, pixels or a backbone")
         try:
             net = _fid_inception(path)
         except Exception as e:

@@ -10,7 +10,7 @@ from tests.conftest import subprocess_env
 
 HEAVY = ("torch", "torchvision", "kornia", "numpy", "scipy", "sklearn", "matplotlib", "lpips", "safetensors")
 COMMANDS = ("models", "sample", "walk", "render", "explore", "train", "finetune", "evaluate", "quantify", "probe",
-            "invert", "edit", "bench")
+            "invert", "edit", "bench", "fetch")
 
 
 def python(*args):

@@ -242,7 +242,8 @@ def reconstruction_loss_module(allow_l2: bool):
         return MaskedLPIPS()
     if not allow_l2:
         raise SteerError(f"inversion uses LPIPS, which needs the torchvision alex weights: put {path.name} in "
-                         f"{path.parent}/ (or set TORCH_HOME), or pass --allow-l2 to invert with L2 only")
+                         f"{path.parent}/ (or set TORCH_HOME, or run steer fetch lpips-alexnet), or pass --allow-l2 "
+                         "to invert with L2 only")
     click.echo(f"warning: {path.name} is not in {path.parent}/, so LPIPS is unavailable: inverting with L2 "
                "only (--allow-l2)", err=True)
     return None

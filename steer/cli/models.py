@@ -54,7 +54,9 @@ def models_command(model):
             for part, span in layout().items():
                 click.echo(f"  {part:<12} z[{span.start}:{span.stop}]")
         if g.source is not None:
-            click.echo(f"source: {g.source.kind} {g.source.path} (sha256 {g.source.sha256[:16]}...)")
+            # a hub file is named by its spec pinned to the commit; the cache path follows
+            where = f"{g.source.name} in {g.source.path}" if g.source.kind == "hf" else g.source.path
+            click.echo(f"source: {g.source.kind} {where} (sha256 {g.source.sha256[:16]}...)")
 
 
 @click.command("sample")

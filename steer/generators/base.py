@@ -45,22 +45,28 @@ class ModelSource:
     an inversion or a render can reload its model by itself.
 
     kind: "bundled" (a folder under models/), "folder" (a model folder a user gave) or
-    "checkpoint" (an official checkpoint file); name: the bundled name, or the folder's or
-    file's name; path: the resolved absolute path of the folder or file; sha256: of the
-    weights file (folders) or of the checkpoint file; family: the registry's family name."""
+    "checkpoint" (an official checkpoint file) or "hf" (a Hugging Face Hub file, steer.fetch);
+    name: the bundled name, the folder's or file's name, or for "hf" the spec pinned to the
+    commit (hf:ORG/REPO/FILE@COMMIT); path: the resolved absolute path of the folder or file;
+    sha256: of the weights file (folders) or of the checkpoint file; family: the registry's
+    family name; hub ("hf" only): repo, file, revision asked for, commit and sha256."""
 
     kind: str
     name: str
     path: str
     sha256: str
     family: str
+    hub: dict | None = None
 
     def spec(self) -> str:
         """What load_generator takes to load this model again."""
-        return self.name if self.kind == "bundled" else self.path
+        return self.name if self.kind in ("bundled", "hf") else self.path
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        record = asdict(self)
+        if record["hub"] is None:  # files of every other kind keep their five keys
+            del record["hub"]
+        return record
 
     @classmethod
     def from_dict(cls, record: dict) -> "ModelSource":
@@ -68,7 +74,8 @@ class ModelSource:
         keys = ("kind", "name", "path", "sha256", "family")
         if not isinstance(record, dict) or any(not isinstance(record.get(k), str) for k in keys):
             raise SteerError(f"the recorded model source {record!r} is incomplete: pass --model")
-        return cls(**{k: record[k] for k in keys})
+        hub = record.get("hub")
+        return cls(**{k: record[k] for k in keys}, hub=dict(hub) if isinstance(hub, dict) else None)
 
 
 @dataclass

@@ -217,6 +217,9 @@ def load_generator(name_or_path=None, device=None):
     """Load a generator by bundled name, folder, weights file or official checkpoint file
     (read without running anything from it), in eval mode, with its `source` recorded."""
     spec = str(name_or_path or DEFAULT_MODEL)
+    if spec.startswith("hf:"):  # a Hugging Face Hub file, downloaded because the user named it
+        from ..fetch import load_hub_generator
+        return load_hub_generator(spec, device=device)
     path = Path(spec).expanduser()
     if path.suffix in CHECKPOINT_SUFFIXES:
         generator = load_checkpoint_file(path)
@@ -272,6 +275,10 @@ def load_source(record: dict, device=None, what: str = "the file"):
     that has moved or whose weights changed is one SteerError line saying to pass --model."""
     from .base import ModelSource, file_sha256
     source = ModelSource.from_dict(record)
+    if source.kind == "hf":  # the cache only, at the recorded commit: reloading never downloads
+        from ..fetch import load_hub_generator
+        return load_hub_generator(source.name, device=device, download=False, expect_sha256=source.sha256,
+                                  what=what)
     where = Path(source.path)
     weights = where
     if where.is_dir():
