@@ -10,7 +10,7 @@ from tests.conftest import subprocess_env
 
 HEAVY = ("torch", "torchvision", "kornia", "numpy", "scipy", "sklearn", "matplotlib", "lpips", "safetensors")
 COMMANDS = ("models", "sample", "walk", "render", "explore", "train", "finetune", "evaluate", "quantify", "probe",
-            "invert", "edit", "bench", "fetch")
+            "invert", "edit", "bench", "fetch", "directions")
 
 
 def python(*args):
@@ -38,7 +38,8 @@ def test_import_is_light(code):
     assert heavy(names) == []
 
 
-@pytest.mark.parametrize("args", [["--help"], ["walk", "--help"], ["bench", "walk", "--help"], ["train", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["walk", "--help"], ["bench", "walk", "--help"], ["train", "--help"],
+                                  ["directions", "import", "--help"], ["fetch", "--help"]])
 def test_help_is_light(args):
     result, names = imported_modules("-m", "steer.cli", *args)
     assert heavy(names) == []

@@ -10,6 +10,7 @@ import click
 
 from ..errors import SteerError
 from .bench import bench_group
+from .directions import directions_group
 from .evaluate import evaluate_command, quantify_command
 from .fetch import fetch_command
 from .invert import edit_command, invert_command
@@ -33,7 +34,7 @@ def cli():
 
 for command in (train_command, models_command, sample_command, evaluate_command, walk_command, finetune_command,
                 render_command, explore_command, invert_command, edit_command, quantify_command, probe_command,
-                bench_group, fetch_command):
+                bench_group, fetch_command, directions_group):
     cli.add_command(command)
 del command
 
