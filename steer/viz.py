@@ -33,6 +33,43 @@ def save_grid(images, path, columns: int, upscale: int = 1) -> None:
     grid(images, columns, upscale=upscale).save(path)
 
 
+def class_labels(generator, classes) -> list | None:
+    """The class name of each sample (None for an unconditional model)."""
+    if classes is None or not generator.num_classes:
+        return None
+    names = generator.class_names or [str(k) for k in range(generator.num_classes)]
+    return [names[int(k)] for k in classes.reshape(-1).tolist()]
+
+
+def save_labelled_grid(images, path, columns: int, labels=None, title: str | None = None) -> None:
+    """A grid with each image's label (its class name) written under it, so a sample grid says
+    which class each sample was asked for. Without labels: the plain grid."""
+    if not labels:
+        save_grid(images, path, columns, upscale=max(1, 64 // images.shape[-1]))
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pad, size = 2, images.shape[-1]
+    picture = grid(images, columns, pad=pad)
+    rows = -(-len(images) // columns)
+    cell = 0.75  # inches per tile, room for a short name
+    fig, ax = plt.subplots(figsize=(max(3.0, cell * columns), cell * rows + (0.4 if title else 0.1)), dpi=120)
+    ax.imshow(picture, interpolation="nearest")
+    for i, label in enumerate(labels):
+        r, c = divmod(i, columns)
+        ax.text(pad + c * (size + pad) + size / 2, pad + r * (size + pad) + size - 1, str(label)[:14],
+                ha="center", va="bottom", fontsize=6, color="white",
+                bbox={"facecolor": "black", "alpha": 0.55, "pad": 0.8, "lw": 0})
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def save_image(image: torch.Tensor, path) -> None:
     """One (1,3,H,W) or (3,H,W) image as a PNG at its own size, without a gutter."""
     Image.fromarray(to_uint8(image.reshape(1, *image.shape[-3:]))[0]).save(path)

@@ -24,6 +24,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path("runs") / "mnist_rotation"
+HERE = Path(__file__).parent
+PER_SEED = HERE / "per_seed"
+SETTINGS = {}  # the step counts every per-seed record must share to enter one table (set in main)
 ALPHAS = (-30, -18, -6, 6, 18, 30)
 GAN = ["--arch", "dcgan", "--data", "mnist", "--recipe", "official", "--lr", "2e-4", "--lr-d", "2e-4",
        "--r1-gamma", "1", "--batch", "32", "--device", "cpu"]
@@ -58,33 +61,47 @@ def joint(seed, joint_steps):
               "--out", run, "--device", "cpu")
 
 
-def measure(seeds, samples):
-    """Walk error per arm, seed and alpha; mean and a t interval over seeds."""
-    import numpy as np
+def measure_seed(arm, seed, path, samples):
+    """Walk error per alpha of one arm and seed, kept in per_seed/ (committed), so a table can
+    be made from seeds trained in different sessions."""
     import torch
-    from scipy import stats
 
     from steer import Steering
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    steering, meta = Steering.load(path, device="cpu")
+    errors = []
+    for a in ALPHAS:
+        total = 0.0
+        for start in range(0, samples, 250):
+            latent, classes = steering.sample(min(250, samples - start), seed=10_000 + start)
+            total += steering.error_over_alphas(latent, classes, [a]) * len(latent)
+        errors.append(total / samples)
+    record = {"arm": arm, "seed": seed, "alphas": list(ALPHAS), "errors": errors, "samples": samples,
+              "walk": str(path), "settings": SETTINGS}
+    PER_SEED.mkdir(exist_ok=True)
+    (PER_SEED / f"{arm}-s{seed}.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def measure(seeds, samples):
+    """Walk error per arm, seed and alpha (new seeds measured, earlier ones read from per_seed/);
+    mean and a t interval over seeds."""
+    import numpy as np
+    from scipy import stats
+
     walk_files = {"plain": "plain-s{}/walk/walk.safetensors", "augmented": "augmented-s{}/walk/walk.safetensors",
                   "joint": "joint-s{}/walk.safetensors"}
-    table = {}
     for arm, pattern in walk_files.items():
-        per_seed = []
         for seed in seeds:
             path = ROOT / pattern.format(seed)
-            if not path.is_file():
-                continue
-            steering, _ = Steering.load(path, device="cpu")
-            errors = []
-            for a in ALPHAS:
-                total = 0.0
-                for start in range(0, samples, 250):
-                    latent, classes = steering.sample(min(250, samples - start), seed=10_000 + start)
-                    total += steering.error_over_alphas(latent, classes, [a]) * len(latent)
-                errors.append(total / samples)
-            per_seed.append({"seed": seed, "errors": errors})
+            if path.is_file() and not (PER_SEED / f"{arm}-s{seed}.json").is_file():
+                measure_seed(arm, seed, path, samples)
+    table = {}
+    for arm in walk_files:
+        per_seed = sorted((json.loads(f.read_text()) for f in PER_SEED.glob(f"{arm}-s*.json")),
+                          key=lambda r: r["seed"])
+        per_seed = [r for r in per_seed if r["settings"] == SETTINGS]
         if not per_seed:
             continue
         values = np.array([r["errors"] for r in per_seed])
@@ -96,8 +113,8 @@ def measure(seeds, samples):
         table[arm] = {"seeds": [r["seed"] for r in per_seed], "per_seed": per_seed, "mean": mean.tolist(),
                       "ci95_half_width": half.tolist()}
     result = {"alphas": list(ALPHAS), "samples": samples, "units": "masked per-sample L2 on images in [-1, 1]",
-              "arms": table}
-    (ROOT / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+              "settings": SETTINGS, "arms": table}
+    (HERE / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"{'arm':<10}" + "".join(f"{a:>16}" for a in ALPHAS))
     for arm, r in table.items():
         cells = "".join(f"{m:9.4f}±{h:<6.4f}" if h == h else f"{m:9.4f}{'':7}" for m, h in
@@ -115,6 +132,7 @@ def main():
     parser.add_argument("--samples", type=int, default=2000, help="latents per alpha for the error")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    SETTINGS.update(gan_steps=args.steps, walk_steps=args.walk_steps, joint_steps=args.joint_steps)
     ROOT.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         if args.stage in ("all", "train"):

@@ -254,9 +254,9 @@ def save_model_and_samples(G, out: Path, card: str, extra_config: dict) -> None:
     import torch
 
     from ..generators.registry import save_generator
-    from ..viz import save_grid
+    from ..viz import class_labels, save_labelled_grid
 
     save_generator(G, out / "model", card, extra_config)
     z, c = G.sample(64, seed=0, classes=torch.arange(64) % G.num_classes if G.num_classes else None)
     with torch.no_grad():
-        save_grid(G.synthesize(z, c), out / "samples.png", columns=8, upscale=max(1, 64 // G.resolution))
+        save_labelled_grid(G.synthesize(z, c), out / "samples.png", columns=8, labels=class_labels(G, c))

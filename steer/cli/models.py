@@ -87,7 +87,7 @@ def sample_command(model, num, seed, class_, classes_, truncation, centroids, ou
     import torch
 
     from ..generators.base import pick_classes
-    from ..viz import save_grid
+    from ..viz import class_labels, save_labelled_grid
     G = open_generator(model, device)
     writable_dir(Path(out).parent)
     classes = pick_classes(G, class_, num, classes_)
@@ -100,5 +100,5 @@ def sample_command(model, num, seed, class_, classes_, truncation, centroids, ou
     with torch.no_grad():
         images = G(z, c, truncation=truncation)
     columns = min(num, 8)
-    save_grid(images, out, columns=columns, upscale=max(1, 128 // G.resolution))
+    save_labelled_grid(images, out, columns=columns, labels=class_labels(G, c))
     click.echo(f"wrote {out}")
