@@ -100,8 +100,9 @@ def check_device(ctx, param, value):
 
 
 model_option = click.option("--model", default=DEFAULT_MODEL, show_default=True,
-                            help="Bundled model name, a model folder, or an official checkpoint file "
-                                 "(e.g. DSS-GAN's G_full_ema_epoch_XXX.pt, read without running it).")
+                            help="Bundled model name, a model folder, an official checkpoint file "
+                                 "(e.g. DSS-GAN's G_full_ema_epoch_XXX.pt, read without running it), or "
+                                 "hf:ORG/REPO/FILE[@REVISION] (downloaded into the Hugging Face cache).")
 device_option = click.option("--device", default=None, callback=check_device,
                              help="cpu, cuda or cuda:N (default: cuda when present).")
 seed_option = click.option("--seed", default=0, show_default=True, type=whole(0, MAX_SEED))
