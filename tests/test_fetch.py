@@ -4,13 +4,15 @@ Covered: a download and its recorded source, a hash mismatch, an interrupted dow
 offline run, reloading an output's model from the cache only, and the missing-file hints."""
 import hashlib
 import json
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, assert_user_error, run_steer
+from tests.conftest import FIXTURES, assert_user_error, run_steer, subprocess_env
 
 pytest.importorskip("huggingface_hub")
 
@@ -252,3 +254,11 @@ def test_fetch_needs_no_network_to_list(tmp_path):
     for name in ("lpips-alexnet", "fid-inception", "coco-detector"):
         assert name in result.stdout
     assert str(Path(tmp_path / "t" / "hub" / "checkpoints")) in result.stdout
+
+
+def test_missing_huggingface_hub_is_one_line():
+    code = ("import sys; sys.modules['huggingface_hub'] = None; sys.argv = ['steer', 'fetch', 'hf:a/b/c.pkl']; "
+            "from steer.cli import main; main()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(),
+                            timeout=120)
+    assert_user_error(result, "huggingface_hub", '.[hub]')

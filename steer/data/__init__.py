@@ -19,7 +19,7 @@ def imagenet_class_names() -> tuple:
 def model_config(generator) -> dict:
     """The config.json of the folder a generator was loaded from ({} for checkpoint files)."""
     source = getattr(generator, "source", None)
-    if source is None or source.kind == "checkpoint":
+    if source is None or source.kind in ("checkpoint", "hf"):  # files, not folders with a config.json
         return {}
     from ..generators.loading import read_config
     try:
