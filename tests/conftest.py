@@ -27,6 +27,30 @@ def run_steer(*args, env=None, cwd=None, timeout=600):
                           env=full_env, cwd=cwd, timeout=timeout)
 
 
+def run_steer_peak(*args, timeout=600):
+    """`steer ARGS` as run_steer does; returns (CompletedProcess, peak resident memory of that
+    one child in MiB, as the kernel accounted it when the child was reaped)."""
+    import tempfile
+    import time
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "steer.cli", *map(str, args)], stdout=out, stderr=err,
+                                text=True, env=subprocess_env())
+        deadline = time.monotonic() + timeout
+        while True:  # reap it ourselves: wait4 hands back the child's own rusage
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait on it again
+        out.seek(0), err.seek(0)
+        result = subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
+    return result, usage.ru_maxrss / 1024
+
+
 def assert_user_error(result, *words):
     """A user mistake: exit status 2 and one line on stderr holding each of `words`."""
     assert result.returncode == 2, result.stderr

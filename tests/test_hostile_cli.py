@@ -148,6 +148,25 @@ def test_the_issue_examples_as_a_user_runs_them(tmp_path):
                                 timeout=120), "class")
 
 
+PEAK_BOUND_MIB = 1536  # torch, the bundled model and steer itself take 0.5-0.9 GiB; a large allocation would not fit
+
+
+def test_the_issue_examples_stay_within_a_memory_bound(tmp_path):
+    """Measured per process: each refusal comes before anything large is allocated."""
+    from tests.conftest import run_steer_peak
+    cases = [("sample", "--truncation", "1e-300", "--out", tmp_path / "s.png"),
+             ("walk", "--model", MODEL, "--steps", "1", "--batch", "100000000", "--out", tmp_path / "w"),
+             ("quantify", "--walk", ZOOM_WALK, "--samples", "100000000", "--out", tmp_path / "q")]
+    peaks = []
+    for case in cases:
+        result, peak = run_steer_peak(*case, timeout=120)
+        assert_user_error(result)
+        peaks.append(peak)
+    print(f"\npeak resident memory of the {len(cases)} refusals: worst {max(peaks):.0f} MiB "
+          f"(bound {PEAK_BOUND_MIB} MiB)")
+    assert max(peaks) < PEAK_BOUND_MIB, peaks
+
+
 def test_truncation_never_hangs(tmp_path):
     """Tiny, huge and random truncations: an answer (image or one line) within the timeout."""
     rng = random.Random(7)
