@@ -1,6 +1,5 @@
 """`import steer`, `import steer.cli` and `steer --help` stay light: no torch, no kornia."""
 import importlib.metadata
-import os
 import subprocess
 import sys
 
