@@ -3,7 +3,6 @@ model folder steer trained, an official DSS-GAN .pt, an official StyleGAN-XL .pk
 BigGAN-deep release folder) the walk is learned with --model once; after that render,
 quantify, explore, invert, edit and finetune find the model from the files by themselves."""
 import json
-import os
 import re
 import select
 import subprocess

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from steer.errors import SteerError
 from steer.generators.safe_pickle import PersistentStub, Stub, module_state_dict, safe_load
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import FIXTURES
 
 needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared/fixtures is not beside the checkout")
 

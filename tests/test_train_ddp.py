@@ -1,7 +1,6 @@
 """train_gan under torchrun: two CPU processes (gloo) must end with bitwise-identical weights,
 resume exactly, and match one process training on the same global batch."""
 import json
-import os
 import subprocess
 import sys
 import textwrap
