@@ -29,9 +29,35 @@ from .common import (
 @click.option("--truncation", default=None, type=POSITIVE,
               help="StyleGAN: psi for the training latents; BigGAN: truncation of z and of the batch-norm "
                    "statistics, in (0, 1]; others: the bound of a truncated normal z.")
-@click.option("--method", default="learned", show_default=True, type=click.Choice(["learned", "closed-form"]),
+@click.option("--method", default="learned", show_default=True,
+              type=click.Choice(["learned", "closed-form", "sefa", "pca", "svm", "jacobian"]),
               help="learned: optimise the walk; closed-form: a linear direction solved from the first layer's "
-                   "weights (zoom, shift_x, shift_y; models with a linear first layer onto a grid).")
+                   "weights (zoom, shift_x, shift_y; models with a linear first layer onto a grid). Directions "
+                   "without an edit (--edit is not used): sefa (eigenvectors of the style affines or first "
+                   "layer), pca (GANSpace), svm (InterFaceGAN, --attribute), jacobian (top singular vectors).")
+@click.option("--components", default=5, show_default=True, type=whole(1, 4096),
+              help="sefa/pca/jacobian: how many directions to find (each saved under OUT/components/).")
+@click.option("--component", default=0, show_default=True, type=whole(0, 4095),
+              help="sefa/pca/jacobian: which one OUT/walk.safetensors holds (0: the strongest).")
+@click.option("--samples", default=None, type=whole(1, 10**6),
+              help="pca: latents for the PCA [2000]; svm: seeds scored [1000]; jacobian global: latents averaged [8].")
+@click.option("--layer", "feature_layer", default="image", show_default=True,
+              help="pca in z: the module whose activations are analysed (a name from the model's modules, or "
+                   "image).")
+@click.option("--attribute", default=None,
+              help="svm: the score: an estimator (area, centre_x, centre_y, colour, slant, ink_area, ...), "
+                   "class:NAME (the bundled shapes or digit classifier's probability), or a CSV of seed,score.")
+@click.option("--share", default=0.2, show_default=True, type=POSITIVE,
+              help="svm: the fraction of the scores kept at each end (top and bottom).")
+@click.option("--condition", "conditions", multiple=True,
+              help="svm: another attribute (same kinds as --attribute) or a linear walk file whose direction is "
+                   "projected out (conditional manipulation); repeatable.")
+@click.option("--jacobian", "jacobian_kind", default="global", show_default=True,
+              type=click.Choice(["global", "local"]),
+              help="jacobian: directions of the mean J'J over --samples latents, or at the --seed latent only.")
+@click.option("--step", default=1.5, show_default=True, type=POSITIVE,
+              help="sefa/pca/svm/jacobian: alpha = 1 moves the latent by this many standard deviations of "
+                   "the sampled latents along the direction.")
 @click.option("--alpha-max", default=None, type=POSITIVE,
               help="Draw training alphas up to this instead of the edit's range (rotate/shift: whole units in "
                    "+-1..MAX; zoom: a factor in [1/MAX, MAX]) [the edit's: zoom 4, shifts S/2, rotate 45].")
@@ -44,7 +70,8 @@ from .common import (
 @restart_option
 @checkpoint_minutes_option
 @device_option
-def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, layers, truncation, method, alpha_max,
+def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, layers, truncation, method, components,
+                 component, samples, feature_layer, attribute, share, conditions, jacobian_kind, step, alpha_max,
                  class_, classes_, seed, out, restart, checkpoint_minutes, device):
     """Learn a walk that reproduces an edit, with the generator frozen.
 
@@ -61,7 +88,19 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
       steer walk --model imagenet128.pkl --space w+ --layers 0:8 --edit colour
       steer walk --method closed-form --edit zoom
       steer walk --model path/to/biggan-deep-256/ --class 'golden retriever' --truncation 0.5 --edit zoom
+      steer walk --method sefa --model dcgan-mnist --components 5
+      steer walk --method svm --model dcgan-shapes32 --attribute area --condition centre_x
+      steer walk --method jacobian --jacobian local --seed 3
+
+    With --method sefa, pca, svm or jacobian no edit is imitated: the directions are found from
+    the weights (sefa), the spread of samples (pca), an attribute (svm) or the Jacobian, and
+    written as one-slider linear walks: OUT/walk.safetensors (--component), OUT/components/NN,
+    strip.png, components.png and directions.json (the method, settings and report).
     """
+    if method in ("sefa", "pca", "svm", "jacobian"):
+        return _direction_command(model, method, space, parse_layers(layers), truncation, components, component,
+                                  samples, feature_layer, attribute, share, conditions, jacobian_kind, step,
+                                  class_, classes_, seed, out, device, walk_type, loss)
     import time
 
     from ..edits import get_edit, with_training_limit
@@ -138,3 +177,62 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
     if closed_form:
         summary += f"; direction solved in {solve_seconds:.3f} s"
     click.echo(f"{files}  strip: {out / 'strip.png'}  {summary}")
+
+
+def _direction_command(model, method, space, layers, truncation, components, component, samples, feature_layer,
+                       attribute, share, conditions, jacobian_kind, step, class_, classes_, seed, out, device,
+                       walk_type, loss):
+    """`steer walk --method sefa|pca|svm|jacobian`: find directions, write them as walks."""
+    from ..directions.methods import find_directions, save_directions
+    from ..generators.base import pick_classes
+
+    if walk_type != "linear" or loss != "l2":
+        raise SteerError(f"--method {method} gives linear walks and trains nothing: drop --walk and --loss")
+    if method == "svm" and not attribute:
+        raise SteerError("--method svm needs --attribute: an estimator (e.g. area), class:NAME or a CSV of seed,score")
+    if method != "svm" and (attribute or conditions):
+        raise SteerError(f"--attribute and --condition are for --method svm, not {method}")
+    G = open_generator(model, device)
+    truncation = G.check_truncation(truncation)
+    options = {"space": space, "layers": layers, "truncation": truncation}
+    if method == "sefa":
+        if truncation is not None or samples is not None:
+            raise SteerError("--method sefa reads only the weights: drop --samples and --truncation")
+        options = {"space": space, "layers": layers, "components": components}
+    elif method == "pca":
+        options.update(components=components, samples=samples or 2000, layer=feature_layer, seed=seed)
+    elif method == "svm":
+        from ..walks import load
+        walks = [c for c in conditions if c.endswith(".safetensors")]
+        vectors = []
+        for path in walks:
+            w, _ = load(path)
+            if getattr(w, "kind", None) != "linear":
+                raise SteerError(f"--condition {path}: only a linear walk's direction can be projected out")
+            vectors.append(w.directions.detach()[0].cpu())
+        options.update(attribute=attribute, samples=samples or 1000, share=share, seed=seed,
+                       conditions=[c for c in conditions if c not in walks], condition_vectors=vectors)
+    else:
+        options.update(components=components, kind=jacobian_kind, samples=samples or 8, seed=seed)
+    found = find_directions(G, method, **options)
+    if method == "svm" and found.settings.get("conditions") is not None:
+        found.settings["condition_walks"] = [c for c in conditions if c.endswith(".safetensors")]
+    tag = {"svm": f"svm-{Path(str(attribute)).stem.replace(':', '-')}", "jacobian": f"jacobian-{jacobian_kind}"}
+    out = writable_dir(out or Path("runs") / "walks" / f"{G.name}-{tag.get(method, method)}")
+    record = save_directions(G, found, out, component=component if method != "svm" else 0, step=step,
+                             truncation=truncation, seed=seed, extra={"command": command_line()},
+                             classes=pick_classes(G, class_, 4, classes_))
+    report = found.report
+    summary = f"{method}: {len(found.values)} direction(s) in {found.where.space}"
+    if method == "sefa":
+        summary += f", factorised in {report['seconds'] * 1000:.1f} ms"
+    elif method == "svm":
+        acc = report["validation_accuracy"]
+        summary += (f", validation accuracy {acc:.3f}" if acc is not None else "") + \
+            f" ({report['kept_per_side']} kept at each end of {report['scored']})"
+        if "validation_accuracy_after_projection" in report:
+            summary += f", {report['validation_accuracy_after_projection']:.3f} after projecting out the conditions"
+    else:
+        summary += f" in {report['total_seconds']:.1f} s"
+    click.echo(f"walk: {record['walk']}  components: {out / 'components'}  strip: {out / 'strip.png'}  "
+               f"report: {out / 'directions.json'}  {summary}")

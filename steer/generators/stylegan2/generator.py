@@ -86,6 +86,12 @@ class StyleGANAdapter(Generator):
                              f"{(self.w_dim,) if space == 'w' else (self.num_ws, self.w_dim)}")
         return self.synthesize_ws(ws)
 
+    def style_affines(self) -> list:
+        """The optional hook SeFa reads: per w+ row, the effective weights [out, w_dim] of
+        the style affines that read that row."""
+        net = self._net[0] if hasattr(self, "_net") else self.synthesis
+        return net.style_affines()
+
     def official_forward(self, z, classes=None, psi: float = 1.0, cutoff: int | None = None):
         """G_ema(z, c, truncation_psi, truncation_cutoff, noise_mode) as the official code computes it."""
         return self.synthesize_ws(self.mapping_ws(z, classes, psi, cutoff))

@@ -272,6 +272,21 @@ class SynthesisNetwork(nn.Module):
             setattr(self, f"b{res}", block)
             self.block_resolutions.append(res)
 
+    def style_affines(self) -> list:
+        """Per w+ row, the effective weights [out, w_dim] of the affines that read it (SeFa),
+        following forward's indexing (a ToRGB shares the next block's first w)."""
+        rows = [[] for _ in range(self.num_ws)]
+        w_idx = 0
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            layers = [getattr(block, name) for name in ("conv0", "conv1") if hasattr(block, name)]
+            if block.num_torgb:
+                layers.append(block.torgb)
+            for i, layer in enumerate(layers):
+                rows[w_idx + i].append(layer.affine.weight * layer.affine.weight_gain)
+            w_idx += block.num_conv
+        return rows
+
     def forward(self, ws, noise_mode: str = "const", generator=None):
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}")

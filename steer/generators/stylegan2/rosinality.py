@@ -212,6 +212,21 @@ class RosinalityNetwork(nn.Module):
             return [torch.zeros_like(getattr(self.noises, f"noise_{i}")) for i in range(self.num_layers)]
         return [None] * self.num_layers
 
+    def style_affines(self) -> list:
+        """Per latent row, the effective modulation weights [out, style_dim] that read it (SeFa)."""
+        rows = [[] for _ in range(self.n_latent)]
+
+        def add(i, module):
+            rows[i].append(module.conv.modulation.weight * module.conv.modulation.scale)
+
+        add(0, self.conv1)
+        add(1, self.to_rgb1)
+        for k, to_rgb in enumerate(self.to_rgbs):
+            add(2 * k + 1, self.convs[2 * k])
+            add(2 * k + 2, self.convs[2 * k + 1])
+            add(2 * k + 3, to_rgb)
+        return rows
+
     def synthesis(self, latent, noise_mode: str = "const", generator=None):
         noise = self.noise_inputs(noise_mode, latent.shape[0])
         out = self.input(latent.shape[0])

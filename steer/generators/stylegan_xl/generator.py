@@ -75,6 +75,11 @@ class StyleGANXLGenerator(Generator):
             raise SteerError(f"truncation psi must be a finite number, got {truncation!r}")
         return psi
 
+    def style_affines(self) -> list:
+        """The optional hook SeFa reads: per w+ row, the effective weights [out, w_dim] of
+        the style affines that read that row."""
+        return self.synthesis.style_affines()
+
     def mapping_ws(self, z, classes=None, truncation: float | None = None):
         """z -> ws [N, num_ws, w_dim], truncated with psi = `truncation` (None: 1), toward
         w_avg or the nearest centroid when centroids are set."""

@@ -215,6 +215,11 @@ class SynthesisNetwork(nn.Module):
             self.layer_names.append(name)
         self.num_ws = len(self.layer_names) + 1
 
+    def style_affines(self) -> list:
+        """Per w+ row, the effective weights [out, w_dim] of the affines that read it (SeFa)."""
+        layers = [self.input] + [getattr(self, name) for name in self.layer_names]
+        return [[layer.affine.weight * layer.affine.weight_gain] for layer in layers]
+
     def forward(self, ws):
         ws = ws.to(torch.float32).unbind(dim=1)
         x = self.input(ws[0])

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import torch
 
-from .edits import Edit
-from .errors import SteerError
-from .walks import LinearWalk
+from ..edits import Edit
+from ..errors import SteerError
+from ..walks import LinearWalk
 
 CLOSED_FORM_EDITS = ("zoom", "shift_x", "shift_y")
 
