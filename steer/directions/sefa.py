@@ -58,7 +58,7 @@ def latent_weights(generator, where: DirectionSpace) -> torch.Tensor:
 def sefa_space(generator, space: str | None = None, layers=None) -> DirectionSpace:
     """SeFa's direction space: w (or w+ rows) where the model has style affines, else the
     part of z its first layer reads."""
-    if layers is None and space is None and hasattr(generator, "style_affines"):
+    if layers is None and space is None and hasattr(generator, "style_affines") and "w" in generator.spaces:
         space = "w"
     where = direction_space(generator, space, layers)
     if where.space == "z" and hasattr(generator, "first_layer"):
