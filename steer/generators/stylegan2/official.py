@@ -206,20 +206,40 @@ def stylegan3_config(stub) -> dict:
     return config
 
 
-def read_nvlabs(obj, name: str, family: str):
-    """Registry hook for the `family` ('stylegan2' or 'stylegan3'): a snapshot dict (its
-    G_ema) or a pickled Generator, else None."""
-    stub = _generator_stub(obj)
-    if _kind(stub) != family:
-        return None
+def _nvlabs_config(stub, family: str) -> dict:
     try:
-        if family == "stylegan2":
-            generator = StyleGAN2Generator(stylegan2_config(stub), name=name)
-        else:
-            generator = StyleGAN3Generator(stylegan3_config(stub), name=name)
+        return stylegan2_config(stub) if family == "stylegan2" else stylegan3_config(stub)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise SteerError(f"{family} checkpoint: a setting the official network records is missing or "
                          f"malformed ({type(e).__name__}: {e})") from None
+
+
+def nvlabs_parts(obj, family: str):
+    """Registry hook for the `family` ('stylegan2' or 'stylegan3'): (config, state_fn, what)
+    for a snapshot dict (its G_ema) or a pickled Generator, else None. The registry checks the
+    config against the family's schema, sizes it on the meta device and compares the tensor
+    shapes before state_fn materialises G_ema's tensors and the generator is built."""
+    stub = _generator_stub(obj)
+    if _kind(stub) != family:
+        return None
+    return (_nvlabs_config(stub, family), lambda: module_state_dict(stub),
+            f"{family} checkpoint does not match its recorded settings")
+
+
+def read_nvlabs(obj, name: str, family: str):
+    """The all-in-one reader (a snapshot dict or a pickled Generator -> Generator, else None),
+    for callers outside the registry; the recorded config goes through the family's schema
+    before anything is built, as in nvlabs_parts."""
+    stub = _generator_stub(obj)
+    if _kind(stub) != family:
+        return None
+    config = _nvlabs_config(stub, family)
+    if family == "stylegan2":
+        from .family import check_stylegan2_config
+        generator = StyleGAN2Generator(check_stylegan2_config(config, f"{family} checkpoint"), name=name)
+    else:
+        from .family_stylegan3 import check_stylegan3_config
+        generator = StyleGAN3Generator(check_stylegan3_config(config, f"{family} checkpoint"), name=name)
     return load_strict(generator, module_state_dict(stub), f"{family} checkpoint does not match its recorded settings")
 
 
@@ -271,9 +291,17 @@ def read_rosinality(obj, name: str):
     """Registry hook: a rosinality train.py checkpoint or a convert_weight.py {g_ema, latent_avg} file."""
     if not is_rosinality(obj):
         return None
+    from .family_rosinality import check_rosinality_config
     state = _tensor_dict(obj["g_ema"])
     try:
-        generator = RosinalityGenerator(rosinality_config(state, obj.get("args")), name=name)
+        config = rosinality_config(state, obj.get("args"))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise SteerError(f"rosinality checkpoint: its g_ema is not the official layout ({type(e).__name__}: {e})") from None
+    # the same schema a steer folder's config.json goes through, before anything is built; the
+    # sizes come from g_ema's shapes, whose tensors the restricted read already bounded
+    config = check_rosinality_config(config, "rosinality checkpoint")
+    try:
+        generator = RosinalityGenerator(config, name=name)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise SteerError(f"rosinality checkpoint: its g_ema is not the official layout ({type(e).__name__}: {e})") from None
     load_strict(generator, {**state, "latent_avg": generator.latent_avg},

@@ -19,6 +19,11 @@ LAYER_SCHEMA = S.Table({
     "_filter": S.Mapping(r"[a-z_]{1,32}", S.Num(-1e6, 1e6), max_len=8),  # design_config's (random weights)
 }, required=("name", "in_channels", "out_channels", "conv_kernel", "is_torgb", "up_factor", "down_factor",
              "up_taps", "down_taps", "padding"))
+# the synthesis input (a Fourier feature grid); StyleGAN3-T/R records the same one
+INPUT_SCHEMA = S.Table({"channels": _WIDTH, "size": S.Fixed(*[S.Int(1, 2 * S.MAX_RESOLUTION)] * 2),
+                        "sampling_rate": S.Num(1e-3, 4 * S.MAX_RESOLUTION),
+                        "bandwidth": S.Num(1e-6, 4 * S.MAX_RESOLUTION)},
+                       required=("channels", "size", "sampling_rate", "bandwidth"))
 CONFIG_SCHEMA = S.Table({
     "family": S.Text(choices=("stylegan_xl",)),
     "z_dim": S.Int(1, S.MAX_LATENT_DIM), "w_dim": S.Int(1, S.MAX_LATENT_DIM), "c_dim": S.Int(0, S.MAX_CLASSES),
@@ -26,9 +31,7 @@ CONFIG_SCHEMA = S.Table({
     "mapping": S.Table({"num_layers": S.Int(1, 64), "lr_multiplier": S.Num(1e-6, 1e3),
                         "embed_num": S.Int(1, S.MAX_CLASSES), "embed_dim": S.Int(1, S.MAX_LATENT_DIM)},
                        required=("num_layers", "lr_multiplier", "embed_num", "embed_dim")),
-    "input": S.Table({"channels": _WIDTH, "size": S.Fixed(*[S.Int(1, 2 * S.MAX_RESOLUTION)] * 2),
-                      "sampling_rate": S.Num(1e-3, 4 * S.MAX_RESOLUTION), "bandwidth": S.Num(1e-6, 4 * S.MAX_RESOLUTION)},
-                     required=("channels", "size", "sampling_rate", "bandwidth")),
+    "input": INPUT_SCHEMA,
     "layers": S.Items(LAYER_SCHEMA, 1, S.MAX_LAYERS),
     "output_scale": S.Num(-1e6, 1e6),
 }, required=("z_dim", "w_dim", "c_dim", "img_resolution", "img_channels", "mapping", "input", "layers"))
@@ -39,6 +42,14 @@ def check_stylegan_xl_config(config: dict, where: str) -> dict:
     snapshot) checked against CONFIG_SCHEMA, then the sizes that must fit together: each
     layer reads what the one before it writes, the last is the ToRGB layer."""
     config = S.check(CONFIG_SCHEMA, config, where)
+    check_layer_chain(config, where)
+    return config
+
+
+def check_layer_chain(config: dict, where: str):
+    """The cross-entry rules StyleGAN-XL and StyleGAN3-T/R share, on a config whose entries
+    are already checked: layer names are distinct, each layer reads what the one before it
+    writes, and the last is the ToRGB layer."""
     layers = config["layers"]
     S.rule(len({layer["name"] for layer in layers}) == len(layers), where, "two layers share a name")
     width = config["input"]["channels"]
@@ -48,7 +59,6 @@ def check_stylegan_xl_config(config: dict, where: str) -> dict:
         width = layer["out_channels"]
     S.rule(layers[-1]["is_torgb"] and width == config["img_channels"], where,
            f"the last layer must be the ToRGB layer writing img_channels ({config['img_channels']}) channels")
-    return config
 
 
 def build_stylegan_xl(config: dict) -> StyleGANXLGenerator:
