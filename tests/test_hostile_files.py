@@ -91,7 +91,7 @@ def _property(name: str, n: int, seed: int, folder: str) -> dict:
     rng = random.Random(seed)
     marker = folder / "pwned"
     return {"truncations": _truncations, "configs": _configs, "opcodes": _opcodes, "walks": _walks,
-            "examples": _examples}[name](n, rng, folder, marker)
+            "examples": _examples, "stylegan_configs": _stylegan_configs}[name](n, rng, folder, marker)
 
 
 # -- 1. random truncations and corruptions of the real checkpoints -------------------------
@@ -213,6 +213,105 @@ def _configs(n, rng, folder, marker):
         return f"non-finite {must_name} accepted" if must_name else None
 
     torch.manual_seed(0)
+    return _run_cases(cases(), load, marker)
+
+
+# -- 2b. the StyleGAN2, StyleGAN3 and rosinality schemas: random configs aimed at their sizes ---
+
+STYLEGAN_FAMILIES = ("stylegan2", "stylegan3", "rosinality")
+# values a size entry must never take (each is beyond a ceiling, negative or not finite), and
+# nearby ones that may load or be refused by a cross-entry rule
+_HUGE = [10**9, 2**40, 4097, 2**20, -1, float("nan"), float("inf"), 1e308]
+_NEAR = [0, 1, 2, 3, 4, 8, 24, 48, 64, 512, 2048, 4096, 0.5, None, True, "skip", "fancy", [], {}]
+
+
+# real-valued settings whose ranges are wide on purpose (a scale, a rate, a clamp, a filter
+# design): 4097 or -1 may be valid there, so only the nearby values are aimed at them
+_WIDE = ("output_scale", "sampling_rate", "bandwidth", "conv_clamp", "_filter")
+
+
+def _size_paths(config, wide=False):
+    """The entries of a StyleGAN-family config that size something: top-level numbers and
+    those inside blocks, layers, input, mapping and the channel table (not names or flags;
+    the _WIDE ones only when `wide`)."""
+    out = []
+    for path in _paths(config):
+        if not path or isinstance(path[-1], str) and path[-1] in ("family", "name", "is_torgb", "is_last",
+                                                                   "down_radial", "use_noise", "use_fp16"):
+            continue
+        if not wide and any(key in _WIDE for key in path if isinstance(key, str)):
+            continue
+        node = config
+        for key in path:
+            node = node[key]
+        if isinstance(node, (int, float, list)) and not isinstance(node, bool) or path[-1] == "architecture":
+            out.append(path)
+    return out
+
+
+def _aimed(config, rng, values):
+    """`config` with 1-3 of its size entries set to one of `values`."""
+    import copy
+    config = copy.deepcopy(config)
+    paths = _size_paths(config, wide=values is not _HUGE)
+    for _ in range(rng.randint(1, 3)):
+        path = rng.choice(paths)
+        parent = config
+        try:
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] = rng.choice(values)
+        except (KeyError, IndexError, TypeError):
+            pass  # an earlier change replaced a container on this path
+    return config
+
+
+def _stylegan_bases(folder):
+    """(family, config, folder) for each base model: every family's small random one and, where
+    shared/fixtures is present, each real fixture saved as a steer folder (the official
+    readers' configs, as steer writes them)."""
+    from steer.generators import load_generator, registry, save_generator
+    models = [registry.family(name).small(0) for name in STYLEGAN_FAMILIES]
+    fixtures = [FIXTURES / "stylegan2_ada_official" / "cond" / "network-snapshot-000200.pkl",
+                FIXTURES / "stylegan3_official" / "t" / "network-snapshot-000160.pkl",
+                FIXTURES / "stylegan3_official" / "r_cond" / "network-snapshot-000160.pkl",
+                FIXTURES / "rosinality_stylegan2" / "stylegan2-fixture-converted.pt"]
+    models += [load_generator(str(path), device="cpu") for path in fixtures if path.is_file()]
+    bases = []
+    for i, G in enumerate(models):
+        base = folder / f"base-{i}-{G.family}"
+        save_generator(G, base, "# base\n")
+        load_generator(str(base), device="cpu")  # warm up: the base itself loads
+        bases.append((G.family, json.loads((base / "config.json").read_text()), base))
+    return bases
+
+
+def _stylegan_configs(n, rng, folder, marker):
+    import shutil
+    bases = _stylegan_bases(folder)
+    from steer.generators import load_generator
+    for family, _, base in bases:  # one case folder per base: its weights written once
+        (folder / f"case-{base.name}").mkdir()
+        shutil.copy(base / "weights.safetensors", folder / f"case-{base.name}" / "weights.safetensors")
+
+    def cases():
+        for i in range(n):
+            family, config, base = bases[rng.randrange(len(bases))]
+            r = rng.random()
+            if r < 0.4:
+                yield f"{family} huge size #{i}", (base, _aimed(config, rng, _HUGE), True)
+            elif r < 0.7:
+                yield f"{family} nearby size #{i}", (base, _aimed(config, rng, _NEAR), False)
+            else:
+                yield f"{family} mutated config #{i}", (base, _mutate(config, rng), False)
+
+    def load(case):
+        base, config, must_refuse = case
+        target = folder / f"case-{base.name}"
+        (target / "config.json").write_text(json.dumps(config))
+        load_generator(str(target), device="cpu")
+        return "a size beyond the ceilings was accepted" if must_refuse else None
+
     return _run_cases(cases(), load, marker)
 
 
@@ -419,6 +518,38 @@ def test_truncated_and_corrupted_checkpoints(tmp_path, record_property):
 def test_random_model_folder_configs(tmp_path, record_property):
     report = _run_property("configs", 300, 19, tmp_path, record_property)
     assert report["refused"] > report["cases"] // 3
+
+
+def test_random_stylegan_family_configs(tmp_path, record_property):
+    """issue 19: the StyleGAN2, StyleGAN3 and rosinality schemas, on random configs aimed at
+    their sizes (of the small models, and of the real fixtures where present)."""
+    report = _run_property("stylegan_configs", 600, 19, tmp_path, record_property)
+    assert report["refused"] > report["cases"] // 2
+
+
+def test_cli_refuses_stylegan_family_configs_in_one_line(tmp_path, record_property):
+    """The same schemas as a user meets them: `steer models --model FOLDER` on seeded configs
+    whose sizes are beyond the ceilings exits 2 with one line naming the config, each child
+    within the stated memory bound (measured per child, as tests/test_hostile_cli.py does)."""
+    from steer.generators import registry, save_generator
+    from tests.conftest import run_steer_peak
+    from tests.test_hostile_cli import PEAK_BOUND_MIB
+    rng = random.Random(19)
+    peaks = []
+    for name in STYLEGAN_FAMILIES:
+        folder = tmp_path / name
+        save_generator(registry.family(name).small(0), folder, "# small\n")
+        config = json.loads((folder / "config.json").read_text())
+        for _ in range(2):
+            (folder / "config.json").write_text(json.dumps(_aimed(config, rng, _HUGE)))
+            result, peak = run_steer_peak("models", "--model", folder, timeout=120)
+            assert_user_error(result, "config.json")
+            peaks.append(peak)
+    line = (f"{len(peaks)} stylegan-family configs refused by `steer models`: worst peak {max(peaks):.0f} MiB "
+            f"(bound {PEAK_BOUND_MIB} MiB)")
+    print(line)
+    record_property("stylegan_cli", line)
+    assert max(peaks) < PEAK_BOUND_MIB, peaks
 
 
 def test_random_pickle_opcode_streams(tmp_path, record_property):
