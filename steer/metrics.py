@@ -235,7 +235,7 @@ BACKBONE_FILES = {"resnet18": "resnet18-f37072fd.pth", "resnet50": "resnet50-067
                   "inception": "inception_v3_google-0cc3c7bd.pth"}
 # pytorch-fid's port of the TF Inception behind standard FID (its own cache name)
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
-FEATURE_NETWORKS = ("shapes", "pixels", "fid", *BACKBONE_FILES)
+FEATURE_NETWORKS = ("shapes", "mnist", "pixels", "fid", *BACKBONE_FILES)
 
 
 def _fid_inception(path):
@@ -253,8 +253,8 @@ def _fid_inception(path):
 
 
 def feature_network(name: str):
-    """(fn: images in [-1, 1] -> (n, d) features, description). 'shapes': steer's shapes
-    classifier (penultimate layer); 'pixels': the images themselves; resnet18, resnet50,
+    """(fn: images in [-1, 1] -> (n, d) features, description). 'shapes', 'mnist': steer's
+    shapes or digit classifier (penultimate layer); 'pixels': the images themselves; resnet18, resnet50,
     inception: torchvision's ImageNet backbones (pooled features) when their weights are in
     torch's cache. torchvision's Inception-v3 is not the TF network behind standard FID, so
     its figures are called Frechet distances in that network, never FID. 'fid': pytorch-fid's
@@ -269,6 +269,10 @@ def feature_network(name: str):
         from .classifier import load_classifier
         classifier = load_classifier().eval()
         return classifier.features, "steer shapes-classifier32 (penultimate layer, 128-d)"
+    if name == "mnist":
+        from .classifier import MNIST_CLASSIFIER, load_classifier
+        classifier = load_classifier(MNIST_CLASSIFIER).eval()
+        return classifier.features, "steer mnist-classifier32 (penultimate layer, 128-d)"
     if name == "fid":
         try:
             import pytorch_fid  # noqa: F401
@@ -361,9 +365,14 @@ def evaluate_generator(generator, real, real_classes, n: int, features: str = "s
     result = {"model": generator.name, "feature_network": description, "features": features,
               "overall": compare_sets(real, real_feats, fake, fake_feats, fake_classes, bins, seed)}
     recognised = None
-    if description.startswith("steer shapes-classifier") and generator.num_classes:
+    from .data import training_data
+    data = training_data(generator) or quality_data(generator)
+    # recognition needs a classifier of the model's own classes: steer has one for shapes and one for digits
+    classifier_name = {"shapes": "shapes-classifier32", "mnist": "mnist-classifier32"}.get(data)
+    if classifier_name and generator.num_classes and generator.resolution == 32:
         from .classifier import load_classifier
-        classifier = load_classifier().to(generator.device).eval()
+        classifier = load_classifier(classifier_name, generator.device).eval()
+        result["overall"]["classifier"] = classifier_name
         with torch.no_grad():
             predicted = batched(classifier, fake.to(generator.device), 64).argmax(1).cpu()
         recognised = predicted == fake_classes
@@ -377,6 +386,8 @@ def evaluate_generator(generator, real, real_classes, n: int, features: str = "s
                 continue
             result["per_class"][str(c)] = compare_sets(real[r], real_feats[r], fake[f], fake_feats[f],
                                                        fake_classes[f], bins, seed)
+            names = generator.class_names or []
+            result["per_class"][str(c)]["name"] = names[c] if c < len(names) else str(c)
             if recognised is not None:
                 result["per_class"][str(c)]["class_recognised"] = float(recognised[f].float().mean())
     return result

@@ -19,8 +19,8 @@ from .common import MAX_COUNT, POSITIVE, check_batch_memory, whole
 @click.option("--samples", default=2000, show_default=True, type=whole(20, MAX_COUNT), help="Generated samples.")
 @click.option("--class", "class_", default=None, type=whole(0, MAX_COUNT), help="Evaluate one class only.")
 @click.option("--features", default=None,
-              type=click.Choice(["shapes", "pixels", "fid", "resnet18", "resnet50", "inception"]),
-              help="Feature network [shapes data: the shapes classifier; folders: pixels]; "
+              type=click.Choice(["shapes", "mnist", "pixels", "fid", "resnet18", "resnet50", "inception"]),
+              help="Feature network [shapes: the shapes classifier; mnist: the digit classifier; folders: pixels]; "
                    "fid: standard FID (pytorch-fid's Inception weights in torch's cache).")
 @click.option("--bins", default=50, show_default=True, type=whole(2, MAX_COUNT), help="k-means bins for NDB/JSD.")
 @seed_option
@@ -53,7 +53,9 @@ def evaluate_command(model, data, samples, class_, features, bins, seed, out, de
     if class_ is not None and not 0 <= class_ < max(G.num_classes, 1):
         raise SteerError(f"--class {class_} is out of range: {G.name} has {G.num_classes} classes")
     from ..metrics import feature_network
-    name = features or ("shapes" if data == "shapes" else "pixels")
+    # a classifier of the model's own data where steer has one: pixels in 3,072 dimensions give a
+    # Frechet distance from a rank-deficient covariance, and minutes of sqrtm
+    name = features or {"shapes": "shapes", "mnist": "mnist"}.get(data, "pixels")
     features = feature_network(name)  # a missing weights file stops us before any work
     # held-out digits for MNIST: the generator never saw them
     real, real_classes = real_images(G, data, samples, seed + 1, mnist_split="test")
@@ -73,12 +75,14 @@ def evaluate_command(model, data, samples, class_, features, bins, seed, out, de
     result.update(data=data, features=name, command=command_line())
     out.write_text(json.dumps(result, indent=2) + "\n")
     click.echo(f"{G.name} vs {data}, features: {result['feature_network']}")
-    click.echo(f"{'':<9}{'FD':>9}{'NDB':>9}{'JSD':>8}{'prec':>7}{'recall':>7}{'dens':>7}{'cover':>7}"
+    rows = [("overall", result["overall"])] + [(r.get("name", f"class {c}"), r)
+                                               for c, r in result.get("per_class", {}).items()]
+    width = min(25, max(9, max(len(label) for label, _ in rows) + 1))
+    click.echo(f"{'':<{width}}{'FD':>9}{'NDB':>9}{'JSD':>8}{'prec':>7}{'recall':>7}{'dens':>7}{'cover':>7}"
                f"{'div':>8}{'class ok':>9}")
-    rows = [("overall", result["overall"])] + [(f"class {c}", r) for c, r in result.get("per_class", {}).items()]
     for label, r in rows:
         recognised = f"{r['class_recognised'] * 100:8.1f}%" if "class_recognised" in r else f"{'':>9}"
-        click.echo(f"{label:<9}{r['frechet_distance']:9.2f}{r['ndb']:>5}/{r['bins']:<3}{r['jsd']:8.4f}"
+        click.echo(f"{label[:24]:<{width}}{r['frechet_distance']:9.2f}{r['ndb']:>5}/{r['bins']:<3}{r['jsd']:8.4f}"
                    f"{r['precision']:7.3f}{r['recall']:7.3f}{r['density']:7.3f}{r['coverage']:7.3f}"
                    f"{r['lpips_diversity']['diversity']:8.4f}{recognised}")
     click.echo(f"diversity: {result['overall']['lpips_diversity']['distance']}; JSON: {out}")
@@ -126,7 +130,7 @@ def steerability_lines(result) -> list:
 @click.option("--tolerance", default=0.5, show_default=True, type=POSITIVE,
               help="Reach: how far the walked median may sit from the target's, as a share of the data's "
                    "interquartile range of the attribute.")
-@click.option("--features", default=None, type=click.Choice(["shapes", "pixels", "none"]),
+@click.option("--features", default=None, type=click.Choice(["shapes", "mnist", "pixels", "none"]),
               help="Feature network for realism (Frechet distance to the data) [shapes data: shapes; else none].")
 @click.option("--class", "class_", default=None, type=whole(0, MAX_COUNT), help="Class for every sample (default: cycle).")
 @click.option("--coco-category", default=None, help="Detector: the COCO category to find [default: each "
@@ -194,7 +198,7 @@ def quantify_command(walk_path, model, estimator, alphas, samples, data, data_sa
     real = real_classes = None
     if data != "none":
         real, real_classes = real_images(G, data, data_samples, seed + 1, mnist_split="train")
-    features = features or ("shapes" if data == "shapes" else "none")
+    features = features or {"shapes": "shapes", "mnist": "mnist"}.get(data, "none")
     feature_fn = None
     if features != "none" and real is not None:
         from ..metrics import feature_network
