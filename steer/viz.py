@@ -311,9 +311,10 @@ def save_achieved_vs_target(result, path) -> None:
     plt.close(fig)
 
 
-def save_probe_figures(result: dict, examples, example_labels, out_dir) -> list:
+def save_probe_figures(result: dict, examples, example_labels, out_dir, row_labels=None, class_names=None) -> list:
     """The DSS-GAN probe's figures: orientation heatmaps (overall and per stage), example
-    changes per part of z, routing weights per block, class-override movement. Returns paths."""
+    changes per part of z (rows named by `row_labels`, the samples' classes), routing weights
+    per block, class-override movement (`class_names` name the override). Returns paths."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -347,7 +348,10 @@ def save_probe_figures(result: dict, examples, example_labels, out_dir) -> list:
     fig, ax = plt.subplots(figsize=(max(4.0, picture.width / 80), picture.height / 80 + 0.6), dpi=100)
     ax.imshow(np.asarray(picture), interpolation="nearest")
     ax.set_xticks([picture.width / cols * (i + 0.5) for i in range(cols)], example_labels, fontsize=8, rotation=30)
-    ax.set_yticks([])
+    if row_labels:
+        ax.set_yticks([picture.height / rows * (i + 0.5) for i in range(rows)], row_labels, fontsize=8)
+    else:
+        ax.set_yticks([])
     ax.xaxis.tick_top()
     fig.tight_layout()
     paths.append(out_dir / "examples.png")
@@ -379,7 +383,9 @@ def save_probe_figures(result: dict, examples, example_labels, out_dir) -> list:
         if all("read_as_new_class" in v for v in override.values()):
             ax.bar(x + 0.2, [v["read_as_new_class"] for v in override.values()], 0.4, label="read as new class")
         ax.set_xticks(x, list(override), fontsize=7, rotation=30)
-        ax.set_title("class override of these directions", fontsize=9)
+        names = list(class_names or [])
+        example = f" ('{names[0]}' -> '{names[1]}', ..., '{names[-1]}' -> '{names[0]}')" if len(names) > 1 else ""
+        ax.set_title(f"these directions' class set to the next class{example}", fontsize=8)
         ax.legend(fontsize=7)
         fig.tight_layout()
         paths.append(out_dir / "class_override.png")

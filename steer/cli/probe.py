@@ -40,9 +40,11 @@ def probe_command(model, samples, sigma, seed, out, device):
     if G.family != "dssgan":
         raise SteerError(f"{G.name} is not a DSS-GAN: the probe needs per-direction latent chunks")
     classifier = None
-    if training_data(G) == "shapes" and G.resolution == 32:
+    # a classifier of the model's own classes, where steer has one, says whether an override is read as the new class
+    classifier_name = {"shapes": "shapes-classifier32", "mnist": "mnist-classifier32"}.get(training_data(G))
+    if classifier_name and G.resolution == 32:
         from ..classifier import load_classifier
-        classifier = load_classifier(device=G.device).eval()
+        classifier = load_classifier(classifier_name, device=G.device).eval()
     out = writable_dir(out or Path("runs") / "probe" / G.name)
     click.echo(f"probing {G.name}: {samples} samples, sigma {sigma:g}")
     result = run_probe(G, samples=samples, sigma=sigma, seed=seed, classifier=classifier)
@@ -50,7 +52,9 @@ def probe_command(model, samples, sigma, seed, out, device):
     (out / "probe.json").write_text(json.dumps(result, indent=1) + "\n")
     z, classes = G.sample(4, seed=seed + 7)
     examples, labels = perturbation_examples(G, z, classes, sigma, seed)
-    paths = save_probe_figures(result, examples, labels, out)
+    from ..viz import class_labels
+    paths = save_probe_figures(result, examples, labels, out, row_labels=class_labels(G, classes),
+                               class_names=G.class_names)
 
     click.echo(f"{'direction':>12} {'lines':>10} {'share':>6}   vs z_base: score [95% CI] p"
                f"   vs all directions: score [95% CI] p")
