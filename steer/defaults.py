@@ -1,3 +1,3 @@
 """Defaults the CLI and the library share, in a module that imports nothing heavy."""
 
-DEFAULT_MODEL = "dssgan-shapes32"
+DEFAULT_MODEL = "dssgan-mnist"

@@ -115,10 +115,10 @@ def test_closed_form_user_errors(tiny_model_dir, tmp_path):
 
 
 def test_class_names_and_bad_class(tmp_path):
-    assert run_steer("sample", "-n", "2", "--class", "circle", "--out", str(tmp_path / "a.png")).returncode == 0
-    assert run_steer("sample", "-n", "3", "--classes", "Square,3", "--out", str(tmp_path / "b.png")).returncode == 0
-    assert_user_error(run_steer("sample", "--class", "blob", "--out", str(tmp_path / "c.png")), "unknown class", "blob")
-    assert_user_error(run_steer("sample", "--classes", "circle,9", "--out", str(tmp_path / "d.png")),
+    assert run_steer("sample", "--model", "dssgan-shapes32", "-n", "2", "--class", "circle", "--out", str(tmp_path / "a.png")).returncode == 0
+    assert run_steer("sample", "--model", "dssgan-shapes32", "-n", "3", "--classes", "Square,3", "--out", str(tmp_path / "b.png")).returncode == 0
+    assert_user_error(run_steer("sample", "--model", "dssgan-shapes32", "--class", "blob", "--out", str(tmp_path / "c.png")), "unknown class", "blob")
+    assert_user_error(run_steer("sample", "--model", "dssgan-shapes32", "--classes", "circle,9", "--out", str(tmp_path / "d.png")),
                       "--classes 9", "out of range")
 
 

@@ -207,7 +207,7 @@ def test_truncation_reaches_the_generator(tmp_path):
 def test_cli_errors(tmp_path):
     assert_user_error(run_steer("explore", "--model", "no-such-model"), "unknown model")
     (tmp_path / "empty").mkdir()
-    assert_user_error(run_steer("explore", "--walks", str(tmp_path / "empty")), "no walks", "dssgan-shapes32")
+    assert_user_error(run_steer("explore", "--walks", str(tmp_path / "empty")), "no walks", "dssgan-mnist")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -240,7 +240,8 @@ def chromium():
 def explore_process(tmp_path):
     """`steer explore --port 0` as a user runs it; yields (url, save dir)."""
     save_dir = tmp_path / "saves"
-    proc = subprocess.Popen([sys.executable, "-m", "steer.cli", "explore", "--port", "0", "--save-dir", str(save_dir)],
+    proc = subprocess.Popen([sys.executable, "-m", "steer.cli", "explore", "--model", "dssgan-shapes32", "--port", "0",
+                             "--save-dir", str(save_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=subprocess_env(), cwd=tmp_path)
     try:

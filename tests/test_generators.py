@@ -60,5 +60,6 @@ def test_bundled_model_is_listed_and_loads():
     G = load_generator("dcgan-shapes32", device="cpu")
     assert isinstance(G, DCGANGenerator) and G.name == "dcgan-shapes32"
     assert G.resolution == 32 and G.num_classes == 4 and G.spaces == ("z",)
-    default = load_generator(device="cpu")  # DSS-GAN became the default once it beat the baseline
-    assert default.family == "dssgan" and default.name == "dssgan-shapes32"
+    # the default: DSS-GAN on real digits, once it reached 99 % recognition
+    default = load_generator(device="cpu")
+    assert default.family == "dssgan" and default.name == "dssgan-mnist" and default.class_names[3] == "3"

@@ -88,9 +88,11 @@ def test_steer_evaluate_writes_json_and_table(tmp_path):
     assert overall["frechet_distance"] > 1 and 0 <= overall["ndb"] <= overall["bins"]
     assert 0 < overall["precision"] <= 1 and 0 < overall["class_recognised"] <= 1
     assert set(report["per_class"]) == {"0", "1", "2", "3"}
-    assert "overall" in result.stdout and "class 3" in result.stdout and "diversity:" in result.stdout
-    assert_user_error(run_steer("evaluate", "--class", "9", "--out", str(out)), "--class 9")
-    assert_user_error(run_steer("evaluate", "--features", "resnet50", "--out", str(out),
+    # the table names each class
+    assert report["per_class"]["3"]["name"] == "cross"
+    assert "overall" in result.stdout and "\ncross " in result.stdout and "diversity:" in result.stdout
+    assert_user_error(run_steer("evaluate", "--model", "dssgan-shapes32", "--class", "9", "--out", str(out)), "--class 9")
+    assert_user_error(run_steer("evaluate", "--model", "dssgan-shapes32", "--features", "resnet50", "--out", str(out),
                                 env={"TORCH_HOME": str(tmp_path)}), "resnet50-0676ba61.pth")
 
 

@@ -14,3 +14,8 @@ for edit in zoom shift_x rotate; do
     --out "walks/dcgan-mnist/$edit"
   rm -f "walks/dcgan-mnist/$edit/checkpoint.pt"
 done
+for edit in zoom rotate shift_x; do
+  steer walk --model dssgan-mnist --edit "$edit" --walk linear --steps 800 --seed 0 \
+    --out "walks/dssgan-mnist/$edit"
+  rm -f "walks/dssgan-mnist/$edit/checkpoint.pt"
+done
