@@ -27,28 +27,35 @@ def run_steer(*args, env=None, cwd=None, timeout=600):
                           env=full_env, cwd=cwd, timeout=timeout)
 
 
+# The child reads its own high-water mark at exit. The kernel's rusage for a child is no use
+# here: it keeps the forked image's peak, i.e. the test process's own size, across the exec.
+_PEAK_WRAPPER = """
+import atexit, sys
+peak_file = sys.argv[1]
+def record():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                with open(peak_file, "w") as out:
+                    out.write(line.split()[1])
+atexit.register(record)
+sys.argv = ["steer", *sys.argv[2:]]
+from steer.cli import main
+main()
+"""
+
+
 def run_steer_peak(*args, timeout=600):
-    """`steer ARGS` as run_steer does; returns (CompletedProcess, peak resident memory of that
-    one child in MiB, as the kernel accounted it when the child was reaped)."""
+    """`steer ARGS` as run_steer does; returns (CompletedProcess, the child's peak resident
+    memory in MiB, VmHWM of its own address space since exec)."""
     import tempfile
-    import time
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "steer.cli", *map(str, args)], stdout=out, stderr=err,
-                                text=True, env=subprocess_env())
-        deadline = time.monotonic() + timeout
-        while True:  # reap it ourselves: wait4 hands back the child's own rusage
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait on it again
-        out.seek(0), err.seek(0)
-        result = subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
-    return result, usage.ru_maxrss / 1024
+    with tempfile.TemporaryDirectory() as tmp:
+        peak_file = Path(tmp) / "peak_kib"
+        result = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, str(peak_file), *map(str, args)],
+                                capture_output=True, text=True, env=subprocess_env(), timeout=timeout)
+        assert peak_file.is_file(), f"the child did not report its peak: {result.stderr[-500:]}"
+        peak = int(peak_file.read_text()) / 1024
+    return result, peak
 
 
 def assert_user_error(result, *words):
