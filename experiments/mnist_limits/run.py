@@ -131,7 +131,13 @@ def main():
     parser.add_argument("--seeds", default="0,1,2", help="walk seeds (0: the shipped walk)")
     parser.add_argument("--samples-per-class", type=int, default=60)
     parser.add_argument("--edits", default=",".join(EDITS))
+    parser.add_argument("--figure", action="store_true", help="only redraw the figure from the results JSON")
     args = parser.parse_args()
+    if args.figure:
+        result = json.loads((HERE / f"results-{args.model}.json").read_text())
+        report(result)
+        figure(result, HERE / f"reach_vs_spread-{args.model}.png")
+        return
     import torch
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     from steer.attributes import get_estimator
@@ -216,27 +222,32 @@ def figure(result, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     edits = list(result["edits"])
-    fig, axes = plt.subplots(1, len(edits), figsize=(4.6 * len(edits), 3.9), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(1, len(edits), figsize=(4.8 * len(edits), 4.0), dpi=100, squeeze=False)
     for ax, edit in zip(axes[0], edits):
         e = result["edits"][edit]
-        for name, r in e["classes"].items():
-            if name == "all" or r["reach_span"] is None:
-                continue
+        rows = [(name, r) for name, r in e["classes"].items() if name != "all" and r["reach_span"] is not None]
+        for i, (name, r) in enumerate(sorted(rows, key=lambda nr: (nr[1]["reach_span"], nr[1]["data_iqr"]))):
             lo, hi = r["reach_span_ci"]
             yerr = [[r["reach_span"] - lo if lo is not None else 0], [hi - r["reach_span"] if hi is not None else 0]]
-            ax.errorbar([r["data_iqr"]], [r["reach_span"]], yerr=np.clip(yerr, 0, None), fmt="o", ms=4, capsize=2,
-                        color="tab:blue")
-            ax.annotate(f"'{name}'", (r["data_iqr"], r["reach_span"]), xytext=(4, 3), textcoords="offset points",
-                        fontsize=7)
+            at_end = any(r["reach_at_sweep_end"])  # the true reach is longer: drawn as a lower bound
+            ax.errorbar([r["data_iqr"]], [r["reach_span"]], yerr=np.clip(yerr, 0, None), fmt="^" if at_end else "o",
+                        ms=5, capsize=2, color="tab:orange" if at_end else "tab:blue")
+            # alternate the label side so that points sharing a value do not overprint
+            ax.annotate(f"'{name}'", (r["data_iqr"], r["reach_span"]), xytext=(5 if i % 2 else -14, 4 if i % 2 else -11),
+                        textcoords="offset points", fontsize=7)
+        ax.plot([], [], "o", color="tab:blue", label="reach inside the sweep")
+        ax.plot([], [], "^", color="tab:orange", label="reach runs to the sweep's end (at least this)")
         unit = "log2 zoom factor" if edit == "zoom" else ("pixels" if edit == "shift_x" else "degrees")
         t = e["reach_span_vs_class_spread"]
-        ax.set_title(f"{edit}: reach vs the class's spread\n" + (
-            f"Spearman {t['spearman']:+.2f}, permutation p {t['pvalue']:.2g} (n={t['n']})" if t else ""), fontsize=9)
+        every = e["classes"]["all"]
+        ax.set_title(f"{edit}: slope {fmt(every['slope'])} [{fmt(every['slope_ci'][0])}, {fmt(every['slope_ci'][1])}]"
+                     + (f"; Spearman {t['spearman']:+.2f}, p {t['pvalue']:.2g} (n={t['n']})" if t else ""), fontsize=9)
         ax.set_xlabel(f"IQR of {e['estimator']}{' (log)' if edit == 'zoom' else ''} in the class's real digits",
                       fontsize=8)
         ax.set_ylabel(f"reach span ({unit})", fontsize=8)
-    fig.suptitle(f"{result['model']}: reach (half the class IQR tolerance) per digit class, 95 % intervals over "
-                 f"walk seeds and latents", fontsize=9)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(f"{result['model']}: reach per digit class (tolerance: half the IQR of all training digits), "
+                 f"95 % intervals over walk seeds {result['walk_seeds']} and latents", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
