@@ -1,4 +1,5 @@
 """Learn a zoom walk on the bundled generator and check it does what a zoom does."""
+import pytest
 import torch
 
 from steer.attributes import object_area
@@ -7,6 +8,7 @@ from steer.fit import FitConfig, evaluate_walk, fit_walk
 from steer.walks import LinearWalk, make_walk
 
 
+@pytest.mark.slow
 def test_zoom_walk_on_bundled_generator(bundled_generator):
     G = bundled_generator
     edit = EDITS["zoom"]

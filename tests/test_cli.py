@@ -130,6 +130,7 @@ def biggan_folder(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_biggan_folder_through_the_cli(biggan_folder, tmp_path):
     """A folder of pytorch_model.bin + config.json works with sample, walk and render, with
     class names and a truncation that reaches synthesis."""
@@ -209,6 +210,7 @@ def test_quantify_bundled_zoom_walk(tmp_path):
     assert "slope of achieved log area on target log area" in result.stdout
 
 
+@pytest.mark.slow
 def test_quantify_user_errors(tmp_path):
     walk = str(REPO / "walks/dcgan-shapes32/zoom/walk.safetensors")
     assert_user_error(run_steer("quantify", "--walk", walk, "--estimator", "size", "--out", str(tmp_path)),

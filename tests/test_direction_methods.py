@@ -160,6 +160,7 @@ def test_svm_boundary_of_a_noisy_linear_score():
     ("svm", ["--attribute", "area", "--samples", "80", "--share", "0.25", "--condition", "centre_x"]),
     ("jacobian", ["--components", "2", "--samples", "1", "--component", "1"]),
 ])
+@pytest.mark.slow
 def test_walk_method_then_render(tmp_path, method, extra):
     out = tmp_path / method
     result = run_steer("walk", "--method", method, "--model", "dcgan-shapes32", "--out", str(out), *extra)

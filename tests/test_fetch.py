@@ -113,6 +113,7 @@ def blobs(tmp_path):
     return sorted(p.name for p in (tmp_path / "hf").rglob("blobs/*") if p.is_file())
 
 
+@pytest.mark.slow
 @needs
 def test_hf_model_downloads_once_and_every_output_records_its_source(hub, tmp_path):
     spec = f"hf:{REPO_ID}/{HUB_FILE}"

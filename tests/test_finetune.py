@@ -1,6 +1,7 @@
 """Joint G + walk fine-tuning (steer.finetune through the GAN trainer) and `steer finetune`."""
 import textwrap
 
+import pytest
 import torch
 
 from steer.data.shapes import shapes_batches
@@ -143,6 +144,7 @@ def test_mixed_precision_step_runs_on_cpu(tmp_path):
     assert '"walk"' in (tmp_path / "run" / "log.jsonl").read_text()
 
 
+@pytest.mark.slow
 def test_finetune_command_writes_model_and_walk_and_refuses_bad_input(tmp_path, tiny_model_dir):
     import json
 

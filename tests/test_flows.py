@@ -103,6 +103,7 @@ def flow(model, tmp_path, finetune_data=None, invert_class=None):
     return meta
 
 
+@pytest.mark.slow
 def test_flow_with_a_model_folder_steer_trained(trained_model, tmp_path):
     flow(trained_model, tmp_path, finetune_data="shapes")
 
@@ -119,6 +120,7 @@ def test_flow_with_the_official_dssgan_checkpoint(tmp_path):
     flow(DSSGAN_PT, tmp_path, finetune_data=str(data), invert_class=0)
 
 
+@pytest.mark.slow
 def test_flow_with_the_official_stylegan_xl_snapshot(tmp_path):
     if not STYLEGAN_XL_PKL.is_file():
         pytest.skip(f"fixture {STYLEGAN_XL_PKL} is missing")

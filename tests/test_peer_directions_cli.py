@@ -9,6 +9,7 @@ MODEL = FIXTURES / "stylegan2_ada_official" / "uncond" / "network-snapshot-00020
 needs = pytest.mark.skipif(not MODEL.is_file(), reason="shared/fixtures is not beside the checkout")
 
 
+@pytest.mark.slow
 @needs
 def test_import_render_and_export_back(tmp_path):
     rng = np.random.RandomState(0)
@@ -44,6 +45,7 @@ def test_import_render_and_export_back(tmp_path):
         assert data["lat_comp"].shape == (1, 1, 8 * 96)
 
 
+@pytest.mark.slow
 @needs
 def test_mistakes_are_one_line(tmp_path):
     np.save(tmp_path / "b.npy", np.ones((1, 50), np.float32))

@@ -396,6 +396,7 @@ def _flow(model, tmp_path, klass=None):
 @needs
 @pytest.mark.parametrize("key", ["ada_cond"] + [  # five commands in subprocesses: about 50 s each on one core
     pytest.param(key, marks=pytest.mark.slow) for key in ("sg3_t", "sg3_r_cond", "rosinality")])
+@pytest.mark.slow
 def test_flow_walk_render_quantify_invert_edit(key, tmp_path):
     model = ROS_FILES["converted"] if key == "rosinality" else NVLABS[key]
     _flow(model, tmp_path, klass=1 if key.endswith("cond") else None)

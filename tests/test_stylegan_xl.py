@@ -298,6 +298,7 @@ def test_forbidden_global_inside_a_snapshot_is_refused(tmp_path, monkeypatch):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 @needs_fixture
 def test_cli_models_sample_walk_render(tmp_path):
     from tests.conftest import run_steer
