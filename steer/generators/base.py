@@ -179,10 +179,14 @@ class Generator(nn.Module):
         return z.to(self.device), classes
 
     def to_space(self, z, classes, space: str | None = None, truncation: float | None = None):
-        """Map z into `space`. Families with a single space return z unchanged."""
+        """Map z into `space`: z unchanged; w and w+ through the family's `mapping_ws`
+        (every family with W spaces defines it), w as the first of the per-layer ws."""
         space = space or self.default_space
         self.check_space(space)
-        return z
+        if space == "z":
+            return z
+        ws = self.mapping_ws(z, classes, truncation)
+        return ws[:, 0] if space == "w" else ws
 
     def synthesize(self, latent, classes, space: str | None = None, truncation: float | None = None):
         raise NotImplementedError

@@ -63,14 +63,6 @@ class StyleGANAdapter(Generator):
         cutoff = self.truncation_cutoff if cutoff is None else cutoff
         return self._map(z.to(self.device), self._check_classes(classes), psi, cutoff)
 
-    def to_space(self, z, classes, space: str | None = None, truncation: float | None = None):
-        space = space or self.default_space
-        self.check_space(space)
-        if space == "z":
-            return z
-        ws = self.mapping_ws(z, classes, truncation)
-        return ws[:, 0] if space == "w" else ws
-
     def synthesize(self, latent, classes=None, space: str | None = None, truncation: float | None = None):
         """-> images NCHW float32: the official raw output (about [-1, 1], not clamped)."""
         space = space or self.default_space

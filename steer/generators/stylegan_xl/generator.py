@@ -94,14 +94,6 @@ class StyleGANXLGenerator(Generator):
         nearest = torch.cdist(ws[:, 0], centroids).argmin(1)
         return self.mapping(z, classes, psi=psi, cutoff=self.truncation_cutoff, centre=centroids[nearest])
 
-    def to_space(self, z, classes, space: str | None = None, truncation: float | None = None):
-        space = space or self.default_space
-        self.check_space(space)
-        if space == "z":
-            return z
-        ws = self.mapping_ws(z, classes, truncation)
-        return ws[:, 0] if space == "w" else ws
-
     def synthesize(self, latent, classes=None, space: str | None = None, truncation: float | None = None):
         """-> images NCHW float32, the official raw output (about [-1, 1], not clamped).
         `truncation` matters only for latents in z, which go through the mapping here."""
