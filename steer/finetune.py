@@ -100,7 +100,7 @@ class JointWalk:
             if on.any():
                 with torch.no_grad():
                     steering = Steering(G, self.walk, self.edit, "z")
-                    walked = steering.synthesize(steering.move(z[on], alpha[on]), None if classes is None else classes[on])
+                    walked = steering.walked(z[on], None if classes is None else classes[on], alpha[on])
                 fake = fake.clone()
                 fake[on] = walked.to(fake.dtype)
         on, alpha = self._draw(step, _ROWS_D, _ALPHA_REAL_D, walked=False)

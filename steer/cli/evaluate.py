@@ -117,8 +117,10 @@ def steerability_lines(result) -> list:
 @walk_file_option
 @walk_model_option
 @click.option("--estimator", default=None,
-              help="area, centre_x, centre_y, colour, colour_r/g/b, luminance, object_colour, or detector "
-                   "(detector_area, detector_centre_x/y) [default: what the walk's edit moves].")
+              help="area, centre_x, centre_y, colour, colour_r/g/b, luminance, object_colour; for digits ink_area, "
+                   "bbox_height, bbox_width, ink_centre_x, ink_centre_y, slant; or detector (detector_area, "
+                   "detector_centre_x/y) [default: what the walk's edit moves, measured with the digit estimators "
+                   "on MNIST models].")
 @click.option("--alphas", default=None,
               help="Comma-separated alphas [default: the edit's test range: zoom 1/16..16, shifts +-S px, colour +-1].")
 @click.option("--samples", default=200, show_default=True, type=whole(2, MAX_COUNT), help="Latents walked per alpha.")

@@ -61,6 +61,11 @@ from .common import (
 @click.option("--alpha-max", default=None, type=POSITIVE,
               help="Draw training alphas up to this instead of the edit's range (rotate/shift: whole units in "
                    "+-1..MAX; zoom: a factor in [1/MAX, MAX]) [the edit's: zoom 4, shifts S/2, rotate 45].")
+@click.option("--rank", default=4, show_default=True, type=whole(1, 256),
+              help="--walk slider: the rank of each layer's weight offset.")
+@click.option("--slider-layers", default=None,
+              help="--walk slider: a regular expression picking the layers offset, searched in the model's module "
+                   "names [the first linear layer and every convolution but the last].")
 @click.option("--class", "class_", default=None, help="Train on this class only (index or name).")
 @click.option("--classes", "classes_", default=None, help="Train on these classes (comma-separated indices or names).")
 @seed_option
@@ -72,7 +77,7 @@ from .common import (
 @device_option
 def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, layers, truncation, method, components,
                  component, samples, feature_layer, attribute, share, conditions, jacobian_kind, step, alpha_max,
-                 class_, classes_, seed, out, restart, checkpoint_minutes, device):
+                 rank, slider_layers, class_, classes_, seed, out, restart, checkpoint_minutes, device):
     """Learn a walk that reproduces an edit, with the generator frozen.
 
     Writes OUT/walk.safetensors, OUT/loss.png (+ loss.json) and OUT/strip.png (rows are
@@ -91,6 +96,7 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
       steer walk --method sefa --model dcgan-mnist --components 5
       steer walk --method svm --model dcgan-shapes32 --attribute area --condition centre_x
       steer walk --method jacobian --jacobian local --seed 3
+      steer walk --edit zoom --walk slider --rank 4
 
     With --method sefa, pca, svm or jacobian no edit is imitated: the directions are found from
     the weights (sefa), the spread of samples (pca), an attribute (svm) or the Jacobian, and
@@ -126,12 +132,17 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
     if closed_form and (walk_type != "linear" or layers or space != "z" or loss != "l2"):
         raise SteerError("--method closed-form gives a linear walk in z: drop --walk nonlinear, --layers, "
                          "--space and --loss")
+    if walk_type == "slider" and (closed_form or layers):
+        raise SteerError("--walk slider moves weights, not a latent: drop --method closed-form and --layers "
+                         "(pick its layers with --slider-layers)")
+    if walk_type != "slider" and (slider_layers is not None or rank != 4):
+        raise SteerError("--rank and --slider-layers are for --walk slider")
     label = "closed-form" if closed_form else walk_type
     check_batch_memory("--batch", batch, G.resolution, G.device)
     out = writable_dir(out or Path("runs") / "walks" / f"{G.name}-{edit.name}-{label}")
     lpips = MaskedLPIPS() if loss == "lpips" else None
     # the nonlinear walk is an MLP: a gentler default step than for a few direction vectors
-    default_lr = edit.lr if walk_type == "linear" else edit.lr / 5
+    default_lr = edit.lr if walk_type in ("linear", "slider") else edit.lr / 5
     config = FitConfig(steps=steps, batch=batch, lr=lr or default_lr, seed=seed, loss=loss, space=space,
                        truncation=truncation, classes=train_classes, checkpoint_seconds=checkpoint_minutes * 60)
     latent_shape = G.latent_shape(space)
@@ -142,16 +153,22 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
         solve_seconds = time.perf_counter() - started
         history = []
     else:
-        w = make_walk(walk_type, edit, latent_shape, G.resolution, seed=seed, layers=layers)
+        if walk_type == "slider":
+            from ..directions.weight_slider import make_weight_slider
+            w = make_weight_slider(G, edit, space, rank=rank, pattern=slider_layers, seed=seed).to(G.device)
+        else:
+            w = make_walk(walk_type, edit, latent_shape, G.resolution, seed=seed, layers=layers)
         # with the config (seed, batch, lr, loss, truncation, classes) what a resumed run must share
         source = source_record(G) or {}
         run_id = {"model": G.name, "model_sha256": source.get("sha256"), "edit": edit.name, "walk": walk_type,
-                  "space": space, "loss": loss, "alpha_max": alpha_max, "layers": list(layers) if layers else None}
+                  "space": space, "loss": loss, "alpha_max": alpha_max, "layers": list(layers) if layers else None,
+                  **({"rank": rank, "slider_layers": slider_layers} if walk_type == "slider" else {})}
         history = fit_walk(G, w, edit, config, checkpoint=out / "checkpoint.pt", lpips=lpips, run_id=run_id,
                            restart=restart).history
     held_out = evaluate_walk(G, w, edit, config)
     zero = LinearWalk(latent_shape, sliders=edit.sliders, init_std=0.0, layers=layers)
-    baseline = evaluate_walk(G, zero.to(G.device), edit, config) if walk_type == "linear" else None
+    # the zero walk (the unmoved generator) is every linear walk's and slider's starting point
+    baseline = evaluate_walk(G, zero.to(G.device), edit, config) if walk_type in ("linear", "slider") else None
     steering = Steering(G, w, edit, space, truncation=truncation, classes=train_classes)
     extra = {"method": method, "held_out_l2": held_out, "zero_walk_l2": baseline, "train_alpha_max": alpha_max,
              "command": command_line()}
