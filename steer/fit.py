@@ -13,12 +13,19 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import (
-    Timer, check_same_run, interrupt_between_steps, load_resumable, restore, save_checkpoint, track,
+    Timer,
+    check_same_run,
+    interrupt_between_steps,
+    load_resumable,
+    restore,
+    save_checkpoint,
+    track,
 )
 from .edits import Edit
 from .errors import SteerError
 from .losses import masked_l2
 from .steering import Steering
+from .threads import adapt
 
 
 @dataclass
@@ -99,6 +106,7 @@ def fit_walk(generator, walk, edit: Edit, config: FitConfig, checkpoint=None, lp
                disable=not progress, desc=f"walk {edit.name}", dynamic_ncols=True)
     with interrupt_between_steps() as interrupt:
         for step in bar:
+            adapt(step)  # the thread team follows the cores free (steer.threads)
             latent, classes, alpha = steering.training_batch(step, config.batch, config.seed)
             loss = steering.loss(latent, classes, alpha, loss_fn)
             optimiser.zero_grad(set_to_none=True)

@@ -23,13 +23,19 @@ from .walk import walk_command
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="steer")
-def cli():
+@click.option("--threads", default=None, type=click.IntRange(1, 1024),
+              help="CPU threads for torch [auto: the cores no other process is using, looked at again between "
+                   "training steps; STEER_THREADS or OMP_NUM_THREADS fix it too].")
+def cli(threads):
     """Steer and edit the latent spaces of pretrained GANs.
 
     \b
     Example:
       steer walk --edit zoom          # learn a zoom walk on the bundled model
+      steer --threads 1 walk --edit zoom
     """
+    from ..threads import configure
+    configure(threads)
 
 
 for command in (train_command, models_command, sample_command, evaluate_command, walk_command, finetune_command,

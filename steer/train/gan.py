@@ -40,9 +40,16 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..checkpoint import (
-    Timer, check_same_run, interrupt_between_steps, load_resumable, restore, save_checkpoint, track,
+    Timer,
+    check_same_run,
+    interrupt_between_steps,
+    load_resumable,
+    restore,
+    save_checkpoint,
+    track,
 )
 from ..seeding import step_seed
+from ..threads import adapt
 
 # step_seed streams; 2 is the data stream (steer.data), 1 the original latent stream
 _Z, _FAKE_CLASSES, _Z_G, _CLASSES_G = 1, 3, 4, 5
@@ -335,6 +342,7 @@ def train_gan(G, D, next_batch, out_dir, config: TrainConfig, progress: bool = T
     log_file = open(log_path, "w" if start == 0 else "a") if rank == 0 else contextlib.nullcontext()
     with interrupt_between_steps() as interrupt, log_file as log:
         for step in bar:
+            adapt(step)  # the thread team follows the cores free (steer.threads)
             torch.manual_seed(step_seed(config.seed, step, _GLOBAL_RNG + rank))  # randomness inside G
             real, classes = next_batch(step, config.batch)
             real = real[lo:hi].to(device)
