@@ -2,7 +2,6 @@
 plain reference loop, and the peak memory of `steer walk`, measured side by side."""
 from __future__ import annotations
 
-import resource
 import statistics
 import subprocess
 import sys
@@ -88,11 +87,42 @@ def bench_walk(generator, edit_name: str = "zoom", batch: int = 16, steps: int =
     return result
 
 
+# The child reads its own high-water mark at exit. The kernel's rusage for children is no use
+# here: it keeps the forked image's peak (the parent's own size) across the exec.
+_PEAK_WRAPPER = """
+import atexit, sys
+peak_file = sys.argv[1]
+def record():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                with open(peak_file, "w") as out:
+                    out.write(line.split()[1])
+atexit.register(record)
+sys.argv = ["steer", *sys.argv[2:]]
+from steer.cli import main
+main()
+"""
+
+
+def run_steer_with_peak(args, env=None, timeout=None, check=False, capture=True):
+    """`steer ARGS` in a child python; returns (CompletedProcess, the child's peak resident
+    memory in MiB: VmHWM of its own address space since exec, None if it did not report)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        peak_file = f"{tmp}/peak_kib"
+        result = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, peak_file, *map(str, args)],
+                                capture_output=capture, text=True, env=env, timeout=timeout, check=check)
+        try:
+            with open(peak_file) as f:
+                peak = int(f.read()) / 1024
+        except (OSError, ValueError):
+            peak = None
+    return result, peak
+
+
 def peak_memory_of_walk(model: str, edit: str, batch: int, steps: int = 40) -> float:
     """Peak resident memory (GB) of a real `steer walk` process at this batch size."""
     with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "-m", "steer.cli", "walk", "--model", model, "--edit", edit,
-                   "--batch", str(batch), "--steps", str(steps), "--out", out]
-        subprocess.run(command, check=True, capture_output=True)
-    # ru_maxrss is in kilobytes on Linux: the largest child seen so far
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+        _, peak = run_steer_with_peak(["walk", "--model", model, "--edit", edit, "--batch", batch,
+                                       "--steps", steps, "--out", out], check=True)
+    return peak / 1024

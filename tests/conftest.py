@@ -27,34 +27,12 @@ def run_steer(*args, env=None, cwd=None, timeout=600):
                           env=full_env, cwd=cwd, timeout=timeout)
 
 
-# The child reads its own high-water mark at exit. The kernel's rusage for a child is no use
-# here: it keeps the forked image's peak, i.e. the test process's own size, across the exec.
-_PEAK_WRAPPER = """
-import atexit, sys
-peak_file = sys.argv[1]
-def record():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                with open(peak_file, "w") as out:
-                    out.write(line.split()[1])
-atexit.register(record)
-sys.argv = ["steer", *sys.argv[2:]]
-from steer.cli import main
-main()
-"""
-
-
 def run_steer_peak(*args, timeout=600):
     """`steer ARGS` as run_steer does; returns (CompletedProcess, the child's peak resident
     memory in MiB, VmHWM of its own address space since exec)."""
-    import tempfile
-    with tempfile.TemporaryDirectory() as tmp:
-        peak_file = Path(tmp) / "peak_kib"
-        result = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, str(peak_file), *map(str, args)],
-                                capture_output=True, text=True, env=subprocess_env(), timeout=timeout)
-        assert peak_file.is_file(), f"the child did not report its peak: {result.stderr[-500:]}"
-        peak = int(peak_file.read_text()) / 1024
+    from steer.bench import run_steer_with_peak
+    result, peak = run_steer_with_peak(args, env=subprocess_env(), timeout=timeout)
+    assert peak is not None, f"the child did not report its peak: {result.stderr[-500:]}"
     return result, peak
 
 

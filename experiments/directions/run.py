@@ -30,9 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -59,22 +56,6 @@ SAMPLES = 200  # latents per sweep
 EXPLAIN_SAMPLES = 1000
 BOOT = 300
 
-# the child reads its own peak resident memory at exit (rusage would report the parent's)
-_PEAK = """
-import atexit, sys
-peak_file = sys.argv[1]
-def record():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                open(peak_file, "w").write(line.split()[1])
-atexit.register(record)
-sys.argv = ["steer", *sys.argv[2:]]
-from steer.cli import main
-main()
-"""
-
-
 def label(model):
     """A model's name in the table: the bundled name, or the fixture's folder."""
     path = Path(model)
@@ -84,6 +65,8 @@ def label(model):
 def find(model, method, data):
     """Run `steer walk --method` in a child; (out folder, wall seconds, peak MiB)."""
     import time
+
+    from steer.bench import run_steer_with_peak
     out = RUNS / f"{label(model).replace('/', '-')}-{method}"
     if (out / "directions.json").is_file() and (out / "find.json").is_file():
         return out, json.loads((out / "find.json").read_text())
@@ -92,13 +75,11 @@ def find(model, method, data):
         args += ["--components", str(COMPONENTS)]
     else:
         args += ["--attribute", SVM_ATTRIBUTE[data]]
-    with tempfile.TemporaryDirectory() as tmp:
-        peak_file = Path(tmp) / "peak"
-        started = time.perf_counter()
-        print("+ steer", " ".join(args), flush=True)
-        subprocess.run([sys.executable, "-c", _PEAK, str(peak_file), *args], check=True,
-                       env=dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1")))
-        record = {"wall_seconds": time.perf_counter() - started, "peak_mib": int(peak_file.read_text()) / 1024}
+    started = time.perf_counter()
+    print("+ steer", " ".join(args), flush=True)
+    _, peak = run_steer_with_peak(args, env=dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1")),
+                                  check=True, capture=False)
+    record = {"wall_seconds": time.perf_counter() - started, "peak_mib": peak}
     (out / "find.json").write_text(json.dumps(record) + "\n")
     return out, record
 
