@@ -23,6 +23,13 @@ from .common import (
 @click.option("--steps", default=800, show_default=True, type=STEPS)
 @click.option("--batch", default=16, show_default=True, type=whole(1, MAX_COUNT))
 @click.option("--lr", default=None, type=POSITIVE, help="Adam learning rate (default: the edit's).")
+@click.option("--schedule", default="constant", show_default=True, type=click.Choice(["constant", "cosine"]),
+              help="Learning rate over the steps: constant, or cosine down to 0 at the last step.")
+@click.option("--patience", default=None, type=whole(1, 10**6),
+              help="Stop early after this many validations (every --validate-every steps, on latents apart from "
+                   "training and the held-out ones) without a 1 % improvement, and keep the best walk [never].")
+@click.option("--validate-every", default=50, show_default=True, type=whole(1, 10**6),
+              help="Steps between validations when --patience is given.")
 @click.option("--space", default=None, help="Latent space to walk in (default: the model's).")
 @click.option("--layers", default=None,
               help="w+ only: move layers START:STOP (0-based, STOP excluded) and leave the rest.")
@@ -75,7 +82,7 @@ from .common import (
 @restart_option
 @checkpoint_minutes_option
 @device_option
-def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, layers, truncation, method, components,
+def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, schedule, patience, validate_every, space, layers, truncation, method, components,
                  component, samples, feature_layer, attribute, share, conditions, jacobian_kind, step, alpha_max,
                  rank, slider_layers, class_, classes_, seed, out, restart, checkpoint_minutes, device):
     """Learn a walk that reproduces an edit, with the generator frozen.
@@ -144,7 +151,8 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
     # the nonlinear walk is an MLP: a gentler default step than for a few direction vectors
     default_lr = edit.lr if walk_type in ("linear", "slider") else edit.lr / 5
     config = FitConfig(steps=steps, batch=batch, lr=lr or default_lr, seed=seed, loss=loss, space=space,
-                       truncation=truncation, classes=train_classes, checkpoint_seconds=checkpoint_minutes * 60)
+                       truncation=truncation, classes=train_classes, checkpoint_seconds=checkpoint_minutes * 60,
+                       schedule=schedule, patience=patience, validate_every=validate_every)
     latent_shape = G.latent_shape(space)
     if closed_form:
         from ..directions import closed_form_walk
@@ -163,8 +171,9 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
         run_id = {"model": G.name, "model_sha256": source.get("sha256"), "edit": edit.name, "walk": walk_type,
                   "space": space, "loss": loss, "alpha_max": alpha_max, "layers": list(layers) if layers else None,
                   **({"rank": rank, "slider_layers": slider_layers} if walk_type == "slider" else {})}
-        history = fit_walk(G, w, edit, config, checkpoint=out / "checkpoint.pt", lpips=lpips, run_id=run_id,
-                           restart=restart).history
+        fitted = fit_walk(G, w, edit, config, checkpoint=out / "checkpoint.pt", lpips=lpips, run_id=run_id,
+                          restart=restart)
+        history = fitted.history
     held_out = evaluate_walk(G, w, edit, config)
     zero = LinearWalk(latent_shape, sliders=edit.sliders, init_std=0.0, layers=layers)
     # the zero walk (the unmoved generator) is every linear walk's and slider's starting point
@@ -178,6 +187,12 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
     else:
         extra.update(training={k: v for k, v in vars(config).items() if k != "checkpoint_seconds"},
                      loss_history=[round(v, 6) for v in history])
+        if patience:
+            extra["early_stopping"] = {
+                "rule": f"validation masked L2 (2 batches of {batch}, seeds apart from training and held-out) every "
+                        f"{validate_every} steps; stop after {patience} without a 1 % improvement; keep the best",
+                "stopped_early": fitted.stopped_early, "steps_run": fitted.steps_done, "kept_step": fitted.best_step,
+                "validation": [[s, round(v, 6)] for s, v in fitted.validation]}
     steering.save(out / "walk.safetensors", **extra)
     files = f"walk: {out / 'walk.safetensors'}"
     if not closed_form:
@@ -191,6 +206,9 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, space, lay
     save_strip_grid(strips, alphas, out / "strip.png", upscale=max(1, 64 // G.resolution),
                     title=f"{edit.name} {label} walk on {G.name}: columns are alpha")
     summary = f"held-out masked L2 {held_out:.4f}" + (f" (zero walk {baseline:.4f})" if baseline is not None else "")
+    if not closed_form and patience:
+        summary += (f"; stopped early at step {fitted.steps_done}, kept step {fitted.best_step}" if fitted.stopped_early
+                    else f"; ran all {fitted.steps_done} steps, kept step {fitted.best_step}")
     if closed_form:
         summary += f"; direction solved in {solve_seconds:.3f} s"
     click.echo(f"{files}  strip: {out / 'strip.png'}  {summary}")
