@@ -231,8 +231,8 @@ def figure(results):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 3.2), squeeze=False)
-    for ax, (model, per_method) in zip(axes[0], results.items()):
+    fig, axes = plt.subplots(1, len(results), figsize=(3.0 * len(results) + 1.5, 3.4), squeeze=False)
+    for k, (ax, (model, per_method)) in enumerate(zip(axes[0], results.items())):
         methods = list(per_method)
         attrs = list(next(iter(per_method.values()))["spreads"])
         grid = np.array([[summarise(per_method[m])[a]["match"] for a in attrs] for m in methods])
@@ -242,9 +242,12 @@ def figure(results):
                 ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7,
                         color="w" if grid[i, j] < 0.6 else "k")
         ax.set_xticks(range(len(attrs)), attrs, rotation=40, ha="right", fontsize=7)
-        ax.set_yticks(range(len(methods)), methods, fontsize=8)
+        # the methods run in the same order on every model: named once, on the left
+        ax.set_yticks(range(len(methods)), methods if k == 0 else [""] * len(methods), fontsize=8)
         ax.set_title(model, fontsize=9)
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="match: |corr(alpha, change)| of the best component")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="match: |corr(alpha, change)|\nof the best component")
+    fig.suptitle("each attribute's best-matched direction per method (svm: its one direction, fitted on area)",
+                 fontsize=9)
     fig.savefig(HERE / "matches.png", dpi=120, bbox_inches="tight")
 
 
