@@ -149,7 +149,9 @@ def extras_table():
     table = {}
     for key in sorted({(r["edit"], r["arm"]) for r in records}):
         mine = [r for r in records if (r["edit"], r["arm"]) == key]
-        entry = {"seeds": [r["seed"] for r in mine], "estimator": mine[0]["estimator"]}
+        estimator = mine[0]["estimator"]
+        entry = {"seeds": [r["seed"] for r in mine],
+                 "estimator": estimator.get("name") if isinstance(estimator, dict) else estimator}
         slopes = [r["slope"]["value"] for r in mine if r.get("slope")]
         entry["slope"] = mean_with_t_interval(slopes)._asdict()
         entry["reach_low"] = mean_with_t_interval([r["reach"]["low"] for r in mine
