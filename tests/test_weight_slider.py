@@ -122,7 +122,8 @@ def test_slider_file_is_checked_against_its_settings_and_its_model(bundled_gener
         tiny.walked(latent, classes, tiny.alpha(2.0, 2))
 
 
-def test_cli_slider_walk_then_render_and_user_errors(tmp_path):
+@pytest.mark.slow
+def test_cli_slider_walk_then_render(tmp_path):
     out = tmp_path / "slider"
     r = run_steer("walk", "--model", "dcgan-shapes32", "--edit", "zoom", "--walk", "slider", "--rank", "2",
                   "--steps", "6", "--batch", "4", "--out", str(out), "--device", "cpu")
@@ -133,6 +134,9 @@ def test_cli_slider_walk_then_render_and_user_errors(tmp_path):
     r = run_steer("render", "--walk", str(out / "walk.safetensors"), "--out", str(tmp_path / "render"))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "render" / "strip.png").is_file()
+
+
+def test_cli_slider_user_errors(tmp_path):
     assert_user_error(run_steer("walk", "--model", "dcgan-shapes32", "--rank", "2", "--steps", "1"),
                       "--walk slider")
     assert_user_error(run_steer("walk", "--model", "dcgan-shapes32", "--walk", "slider", "--slider-layers", "nope",
