@@ -146,6 +146,13 @@ def extras_table():
     from steer.stats import mean_with_t_interval
     records = [json.loads(f.read_text()) for f in sorted(PER_SEED.glob("extra-*.json"))]
     records = [r for r in records if r["settings"] == SETTINGS]
+    failed = set()  # the GANs the measure stage found at chance-level recognition
+    for f in PER_SEED.glob("*-s*.json"):
+        r = json.loads(f.read_text())
+        if "arm" in r and "edit" not in r and r.get("recognised", 1.0) < COLLAPSED:
+            failed.add((r["arm"], r["seed"]))
+    left_out = sorted({(r["edit"], r["arm"], r["seed"]) for r in records if (r["arm"], r["seed"]) in failed})
+    records = [r for r in records if (r["arm"], r["seed"]) not in failed]
     table = {}
     for key in sorted({(r["edit"], r["arm"]) for r in records}):
         mine = [r for r in records if (r["edit"], r["arm"]) == key]
@@ -165,7 +172,8 @@ def extras_table():
             entry["alphas"] = mine[0]["alphas"]
             entry["errors"] = [mean_with_t_interval(column)._asdict() for column in errors.T]
         table[f"{key[0]}/{key[1]}"] = entry
-    (HERE / "extras.json").write_text(json.dumps({"settings": SETTINGS, "walks": table}, indent=1) + "\n")
+    (HERE / "extras.json").write_text(json.dumps({"settings": SETTINGS, "walks": table,
+                                                  "left_out_failed_gans": left_out}, indent=1) + "\n")
 
     def cell(m, digits=3):
         return f"{m['mean']:.{digits}f} [{m['low']:.{digits}f}, {m['high']:.{digits}f}]" if m["low"] == m["low"] \
@@ -175,6 +183,8 @@ def extras_table():
         edge = "".join(" (sweep end)" if flag else "" for flag in e["reach_at_grid_end"])
         print(f"{name:<18} {e['estimator'] or '':<13} {cell(e['slope']):<26} {cell(e['reach_low'], 2):<26} "
               f"{cell(e['reach_high'], 2):<26} {','.join(map(str, e['seeds']))}{edge}")
+    if left_out:
+        print("left out (GAN at chance-level recognition): " + ", ".join(f"{e}/{a} seed {s}" for e, a, s in left_out))
     for name, e in table.items():
         if "errors" in e:
             print(f"walk error {name}: " + "  ".join(f"{a:g}: {cell(m, 4)}" for a, m in zip(e["alphas"], e["errors"])))
@@ -233,7 +243,8 @@ def measure(seeds, samples):
         half = np.array([c.high - c.mean for c in columns])
         table[arm] = {"seeds": [r["seed"] for r in per_seed], "per_seed": per_seed, "mean": mean.tolist(),
                       "ci95_half_width": half.tolist(),
-                      # left out of the mean: their samples are blank, so their walk error means nothing
+                      # left out of the mean: their samples are blank or ignore the class (chance-level
+                      # recognition), so their walk error says nothing about steering digits
                       "collapsed": [{"seed": r["seed"], "recognised": r["recognised"], "errors": r["errors"]}
                                     for r in collapsed]}
     result = {"alphas": list(ALPHAS), "samples": samples, "units": "masked per-sample L2 on images in [-1, 1]",
@@ -246,7 +257,8 @@ def measure(seeds, samples):
         seeds = ", ".join(f"{p['seed']}: {p.get('recognised', float('nan')):.0%}" for p in r["per_seed"])
         print(f"{arm:<10}{cells}   (seeds, share of samples recognised: {seeds})")
         for r in table[arm]["collapsed"]:
-            print(f"{'':10}left out: seed {r['seed']} collapsed ({r['recognised']:.0%} recognised); its errors "
+            print(f"{'':10}left out: seed {r['seed']} failed ({r['recognised']:.0%} recognised as the digit asked, "
+                  "chance 10%); its errors "
                   + " ".join(f"{e:.4f}" for e in r["errors"]))
     print("official (notebook outputs, mean over 10k z):")
     for arm, values in OFFICIAL.items():
