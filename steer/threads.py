@@ -3,7 +3,7 @@
 torch's CPU kernels split each operation over a team of OpenMP threads that meet at a
 barrier at its end, so one thread that has to share its core with another process holds the
 whole team up: on 2 cores, one competing single-thread process turns a 2-thread walk step of
-0.6 s into 2.3 s. A team no larger than the cores nobody else is using does not have that
+0.6 s into 2.3 s (measured before this policy). A team no larger than the cores nobody else is using does not have that
 straggler. So steer's default ("auto") is
 
   * the number of cores this process may run on, less the other processes that are running

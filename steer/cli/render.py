@@ -97,8 +97,12 @@ def render_command(walk_path, model, alphas, seeds, class_, classes_, truncation
     row_labels = None
     if targets:
         row_labels = [label for s in seed_list for label in (f"seed {s}: walk", "target edit")]
-    save_strip_grid(strips, alpha_list, out / "strip.png", upscale=upscale,
-                    title=f"{edit.name} walk ({meta['walk']}) on {G.name}", row_labels=row_labels)
+    direction = meta.get("direction") if isinstance(meta.get("direction"), dict) else None
+    if direction is not None:  # a found direction knows no edit: its edit only names the alpha convention
+        title = f"{meta.get('method', 'found')} direction {direction.get('component', '')} on {G.name}: columns are alpha"
+    else:
+        title = f"{edit.name} walk ({meta['walk']}) on {G.name}"
+    save_strip_grid(strips, alpha_list, out / "strip.png", upscale=upscale, title=title, row_labels=row_labels)
     save_gif(strips.transpose(0, 1), out / "strip.gif", upscale=upscale)
     record = {"walk": str(walk_path), "model": meta["model"] if model is None else model,
               "source": source_record(G), "space": space, "seeds": seed_list, "class": class_,
