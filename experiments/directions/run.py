@@ -232,6 +232,7 @@ def figure(results):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(results), figsize=(3.0 * len(results) + 1.5, 3.4), squeeze=False)
+    first = list(next(iter(results.values())))
     for k, (ax, (model, per_method)) in enumerate(zip(axes[0], results.items())):
         methods = list(per_method)
         attrs = list(next(iter(per_method.values()))["spreads"])
@@ -243,10 +244,12 @@ def figure(results):
                         color="w" if grid[i, j] < 0.6 else "k")
         ax.set_xticks(range(len(attrs)), attrs, rotation=40, ha="right", fontsize=7)
         # the methods run in the same order on every model: named once, on the left
-        ax.set_yticks(range(len(methods)), methods if k == 0 else [""] * len(methods), fontsize=8)
+        ax.set_yticks(range(len(methods)), methods if k == 0 or methods != first else [""] * len(methods),
+                      fontsize=8)
         ax.set_title(model, fontsize=9)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="match: |corr(alpha, change)|\nof the best component")
-    fig.suptitle("each attribute's best-matched direction per method (svm: its one direction, fitted on area)",
+    fig.suptitle("each attribute's best-matched direction per method (svm: its one direction, fitted on area, "
+                 "ink area or, for the random-weight fixtures, luminance)",
                  fontsize=9)
     fig.savefig(HERE / "matches.png", dpi=120, bbox_inches="tight")
 
