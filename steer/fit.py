@@ -15,13 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import (
-    Timer,
-    check_same_run,
-    interrupt_between_steps,
-    load_resumable,
-    restore,
-    save_checkpoint,
-    track,
+    Timer, check_same_run, interrupt_between_steps, load_resumable, restore, save_checkpoint, track,
 )
 from .edits import Edit
 from .errors import SteerError
@@ -142,6 +136,8 @@ def fit_walk(generator, walk, edit: Edit, config: FitConfig, checkpoint=None, lp
         result.validation.append((result.steps_done, value))
         if value < best * (1 - config.min_improvement):
             best_state = {"step": result.steps_done, "walk": copy.deepcopy(walk.state_dict())}
+        if best_state is None:  # no finite validation yet (a diverged walk): keep going
+            return False
         return result.steps_done - best_state["step"] >= config.patience * config.validate_every
 
     if config.loss == "lpips" and lpips is None:

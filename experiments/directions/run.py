@@ -120,10 +120,11 @@ def measure(model, method, out, data):
         classifier = load_classifier(MNIST_CLASSIFIER if data == "mnist" else "shapes-classifier32")
         features, _ = feature_network(data)
         real_feats = features(real).double().numpy()
+    from steer import load_generator
+    G = load_generator(model, device="cpu")  # once: every component walk names the same model
     rows = []
     for path in component_files:
-        steering, _ = Steering.load(path, device="cpu")
-        G = steering.generator
+        steering, _ = Steering.load(path, model=G)
         classes = torch.arange(SAMPLES) % G.num_classes if G.num_classes else None
         latent, c = steering.sample(SAMPLES, seed=4321, classes=classes)
         if spreads is None:
@@ -156,11 +157,11 @@ def measure(model, method, out, data):
             row["attributes"][a] = {"per_unit_alpha_iqr": fit.slope, "ci95": [fit.low, fit.high],
                                     "match": float(abs(corr))}
         rows.append(row)
-    explained = explained_variance(out, estimators, data)
+    explained = explained_variance(out, estimators, G)
     return {"spreads": spreads, "components": rows, "explained_r2": explained}
 
 
-def explained_variance(out, estimators, data):
+def explained_variance(out, estimators, G):
     """Cross-validated R^2 of each attribute over fresh latents regressed on the latents'
     coordinates along the top components (how much of it the directions span)."""
     from sklearn.linear_model import LinearRegression
@@ -168,9 +169,8 @@ def explained_variance(out, estimators, data):
 
     from steer import Steering
     files = sorted((out / "components").glob("*.safetensors")) or [out / "walk.safetensors"]
-    steerings = [Steering.load(f, device="cpu")[0] for f in files]
+    steerings = [Steering.load(f, model=G)[0] for f in files]
     s0 = steerings[0]
-    G = s0.generator
     classes = torch.arange(EXPLAIN_SAMPLES) % G.num_classes if G.num_classes else None
     latent, c = s0.sample(EXPLAIN_SAMPLES, seed=999, classes=classes)
     flat = latent.reshape(len(latent), -1)

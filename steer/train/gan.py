@@ -40,13 +40,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..checkpoint import (
-    Timer,
-    check_same_run,
-    interrupt_between_steps,
-    load_resumable,
-    restore,
-    save_checkpoint,
-    track,
+    Timer, check_same_run, interrupt_between_steps, load_resumable, restore, save_checkpoint, track,
 )
 from ..seeding import step_seed
 from ..threads import adapt
