@@ -30,6 +30,9 @@ from .common import (
                    "training and the held-out ones) without a 1 % improvement, and keep the best walk [never].")
 @click.option("--validate-every", default=50, show_default=True, type=whole(1, 10**6),
               help="Steps between validations when --patience is given.")
+@click.option("--grad-checkpoint", is_flag=True,
+              help="Recompute the synthesis layers' activations in the backward pass instead of keeping them "
+                   "(BigGAN-deep, StyleGAN-XL): less memory per step, for one more synthesis forward per step.")
 @click.option("--space", default=None, help="Latent space to walk in (default: the model's).")
 @click.option("--layers", default=None,
               help="w+ only: move layers START:STOP (0-based, STOP excluded) and leave the rest.")
@@ -82,7 +85,8 @@ from .common import (
 @restart_option
 @checkpoint_minutes_option
 @device_option
-def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, schedule, patience, validate_every, space, layers, truncation, method, components,
+def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, schedule, patience, validate_every,
+                 grad_checkpoint, space, layers, truncation, method, components,
                  component, samples, feature_layer, attribute, share, conditions, jacobian_kind, step, alpha_max,
                  rank, slider_layers, class_, classes_, seed, out, restart, checkpoint_minutes, device):
     """Learn a walk that reproduces an edit, with the generator frozen.
@@ -128,6 +132,7 @@ def walk_command(model, edit_name, walk_type, loss, steps, batch, lr, schedule, 
     if alpha_max is not None:
         edit = with_training_limit(edit, alpha_max)
     G = open_generator(model, device)
+    G.set_gradient_checkpointing(grad_checkpoint)
     space = space or G.default_space
     G.check_space(space)
     layers = parse_layers(layers)

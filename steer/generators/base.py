@@ -111,6 +111,14 @@ class Family:
     notes: dict = field(default_factory=dict)
 
 
+def run_layer(layer, *args, checkpointed: bool = False):
+    """layer(*args), under gradient checkpointing when asked and a backward can follow."""
+    if checkpointed and torch.is_grad_enabled():
+        from torch.utils.checkpoint import checkpoint
+        return checkpoint(layer, *args, use_reentrant=False)
+    return layer(*args)
+
+
 class Generator(nn.Module):
     """Base class for adapters. Subclasses set the attributes and implement
     `synthesize` (and `to_space` when they have more than one latent space).
@@ -205,6 +213,15 @@ class Generator(nn.Module):
 
     def tunable_parameters(self):
         return list(self.parameters())
+
+    def set_gradient_checkpointing(self, on: bool = True):
+        """Recompute each synthesis layer's activations in the backward pass instead of keeping
+        them (torch.utils.checkpoint): less memory for a walk step, about one more forward of
+        time. Families whose synthesis has no such layers ignore it."""
+        for module in self.modules():
+            if hasattr(module, "checkpoint_layers"):
+                module.checkpoint_layers = bool(on)
+        return self
 
     def config(self) -> dict:
         """The JSON config that, with the weights, rebuilds this generator."""

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import SteerError
 from . import schema as S
-from .base import Family, FirstLayer, Generator
+from .base import Family, FirstLayer, Generator, run_layer
 from .loading import read_config
 
 WEIGHTS_NAME = "pytorch_model.bin"
@@ -211,6 +211,7 @@ class _Synthesis(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.bn = TruncationBatchNorm(ch, None, n_stats, eps)
         self.conv_to_rgb = SNConv2d(ch, ch, 3)
+        self.checkpoint_layers = False  # Generator.set_gradient_checkpointing
 
     def forward(self, condition, truncation: float):
         # the 4x4 grid is stored height-major, channels last; contiguous so that the
@@ -218,7 +219,8 @@ class _Synthesis(nn.Module):
         # rounds differently)
         h = self.gen_z(condition).view(-1, 4, 4, self.grid_channels).permute(0, 3, 1, 2).contiguous()
         for layer in self.layers:
-            h = layer(h, condition, truncation) if isinstance(layer, GenBlock) else layer(h)
+            args = (h, condition, truncation) if isinstance(layer, GenBlock) else (h,)
+            h = run_layer(layer, *args, checkpointed=self.checkpoint_layers)
         h = self.conv_to_rgb(F.relu(self.bn(h, truncation)))
         return torch.tanh(h[:, :3])
 

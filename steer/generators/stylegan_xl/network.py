@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..base import run_layer
 from .ops import bias_lrelu, filtered_lrelu, modulated_conv2d
 
 
@@ -214,6 +215,7 @@ class SynthesisNetwork(nn.Module):
             setattr(self, name, layer)
             self.layer_names.append(name)
         self.num_ws = len(self.layer_names) + 1
+        self.checkpoint_layers = False  # Generator.set_gradient_checkpointing
 
     def style_affines(self) -> list:
         """Per w+ row, the effective weights [out, w_dim] of the affines that read it (SeFa)."""
@@ -224,7 +226,7 @@ class SynthesisNetwork(nn.Module):
         ws = ws.to(torch.float32).unbind(dim=1)
         x = self.input(ws[0])
         for name, w in zip(self.layer_names, ws[1:]):
-            x = getattr(self, name)(x, w)
+            x = run_layer(getattr(self, name), x, w, checkpointed=self.checkpoint_layers)
         return x * self.output_scale if self.output_scale != 1 else x
 
 
