@@ -1,7 +1,10 @@
 """Gradient checkpointing of synthesis: the same images and latent gradients, fewer
 activations kept for the backward pass."""
+import pytest
 import torch
 
+from steer import load_generator
+from steer.errors import SteerError
 from steer.generators.biggan import random_biggan
 from steer.generators.stylegan_xl import StyleGANXLGenerator, design_config
 
@@ -48,3 +51,10 @@ def test_biggan_checkpointing_same_result_less_kept():
 def test_stylegan_xl_checkpointing_same_result_less_kept():
     torch.manual_seed(0)
     check(StyleGANXLGenerator(design_config(img_resolution=32, channel_base=2048, channel_max=64, c_dim=10)))
+
+
+def test_checkpointing_refused_where_there_is_nothing_to_checkpoint():
+    G = load_generator("dcgan-mnist")
+    with pytest.raises(SteerError, match="drop --grad-checkpoint"):
+        G.set_gradient_checkpointing(True)
+    G.set_gradient_checkpointing(False)  # turning it off is always allowed

@@ -32,7 +32,8 @@ from .common import (
               help="Steps between validations when --patience is given.")
 @click.option("--grad-checkpoint", is_flag=True,
               help="Recompute the synthesis layers' activations in the backward pass instead of keeping them "
-                   "(BigGAN-deep, StyleGAN-XL): less memory per step (BigGAN-deep-512, batch 16: 21.2 to 12.2 GiB), for recomputing the forward.")
+                   "(BigGAN-deep, StyleGAN-XL): less memory per step (BigGAN-deep-512, batch 16: 21.2 to "
+                   "12.2 GiB), for recomputing the forward.")
 @click.option("--space", default=None, help="Latent space to walk in (default: the model's).")
 @click.option("--layers", default=None,
               help="w+ only: move layers START:STOP (0-based, STOP excluded) and leave the rest.")

@@ -216,11 +216,15 @@ class Generator(nn.Module):
 
     def set_gradient_checkpointing(self, on: bool = True):
         """Recompute each synthesis layer's activations in the backward pass instead of keeping
-        them (torch.utils.checkpoint): less memory for a walk step, about one more forward of
-        time. Families whose synthesis has no such layers ignore it."""
-        for module in self.modules():
-            if hasattr(module, "checkpoint_layers"):
-                module.checkpoint_layers = bool(on)
+        them (torch.utils.checkpoint): less memory for a walk step, for recomputing the forward.
+        Families that have no such layers refuse to turn it on rather than ignore it."""
+        layers = [m for m in self.modules() if hasattr(m, "checkpoint_layers")]
+        if on and not layers:
+            from ..errors import SteerError
+            raise SteerError(f"{self.name or type(self).__name__} ({self.family}) has no synthesis layers to "
+                             "checkpoint (BigGAN-deep and StyleGAN-XL do): drop --grad-checkpoint")
+        for module in layers:
+            module.checkpoint_layers = bool(on)
         return self
 
     def config(self) -> dict:
