@@ -27,6 +27,22 @@ def median_seconds(fn, repeats: int, warm_up=None) -> float:
     return statistics.median(times)
 
 
+def counted_gflop(fn) -> float:
+    """GFLOP of one call of fn as torch's FlopCounterMode counts them: matrix products and
+    convolutions (2 per multiply-add); element-wise work such as a selective scan's is not counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a square fp32 matrix product on this machine's CPU, with torch's current
+    threads: the practical ceiling that achieved GFLOP/s are read against."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    return 2 * size**3 / median_seconds(lambda: a @ b, repeats) / 1e9
+
+
 def _time(fn, repeats: int) -> float:
     start = time.perf_counter()
     for _ in range(repeats):

@@ -37,3 +37,14 @@ def test_early_stopping_keeps_the_best_validated_walk_and_stays_stopped(tiny_gen
     resumed = fit_walk(G, walk2, edit, config, checkpoint=tmp_path / "ck.pt", progress=False)
     assert resumed.steps_done == result.steps_done and resumed.best_step == result.best_step
     assert torch.equal(walk2.directions, walk.directions)
+
+
+def test_walk_defaults_by_walk_type():
+    from steer.cli.walk import fit_defaults
+    from steer.edits import get_edit
+    zoom = get_edit("zoom")
+    assert fit_defaults("linear", zoom) == (200, "cosine", zoom.lr * 10)
+    assert fit_defaults("linear", zoom, schedule="constant") == (200, "constant", zoom.lr)
+    assert fit_defaults("linear", zoom, steps=800, lr=1e-3) == (800, "cosine", 1e-3)
+    assert fit_defaults("nonlinear", zoom) == (800, "constant", zoom.lr / 5)
+    assert fit_defaults("slider", zoom) == (800, "constant", zoom.lr)

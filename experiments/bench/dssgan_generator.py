@@ -6,7 +6,7 @@
 (c) sampling throughput of the bundled dssgan-shapes32 at batch 64 (and dcgan-shapes32 for
     scale), images per second.
 
-    python experiments/bench/dssgan_generator.py [--batch 1] [--repeats 3]
+    python experiments/bench/dssgan_generator.py [--batch 1 4] [--repeats 3]
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import argparse
 import torch
 
 import steer
-from steer.bench import median_seconds
+from steer.bench import counted_gflop, matmul_peak_gflops, median_seconds
 from steer.generators.dssgan import scan
 from steer.generators.dssgan.configs import official_config
 from steer.generators.dssgan.generator import DSSGANGenerator, init_for_training
@@ -41,11 +41,16 @@ def official_128(batch: int, repeats: int) -> None:
     steer_s = median_seconds(run("steer"), repeats)
     reference_s = median_seconds(run("reference"), 1)  # slow: one timed call
     diff = (outputs["steer"] - outputs["reference"]).abs().max().item()
+    gflop = counted_gflop(run("steer"))
+    peak = matmul_peak_gflops()
     print(f"(b) official 128 px DSS-GAN, {sum(p.numel() for p in G.parameters()) / 1e6:.2f} M params, "
           f"batch {batch}, CPU {torch.get_num_threads()} threads, eval, no grad")
     print(f"    steer scan        {batch / steer_s:8.3f} images/s  ({steer_s:.2f} s per batch)")
     print(f"    reference scan    {batch / reference_s:8.3f} images/s  ({reference_s:.2f} s per batch)")
     print(f"    ratio steer / reference: {reference_s / steer_s:.1f}x   max |difference| {diff:.1e}")
+    print(f"    {gflop:.2f} GFLOP per batch in matrix products and convolutions: steer {gflop / steer_s:.1f} GFLOP/s, "
+          f"reference {gflop / reference_s:.1f} GFLOP/s; fp32 matmul peak of this CPU {peak:.1f} GFLOP/s "
+          f"(steer at {gflop / steer_s / peak:.0%} of it)")
 
 
 def sampling(batch: int, repeats: int, dssgan_model: str) -> None:
@@ -67,12 +72,13 @@ def sampling(batch: int, repeats: int, dssgan_model: str) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=1, help="batch for the 128 px comparison")
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 4], help="batches for the 128 px comparison")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dssgan-model", default="dssgan-shapes32",
                         help="the 32 px DSS-GAN for (c): bundled name or model folder")
     args = parser.parse_args()
-    official_128(args.batch, args.repeats)
+    for batch in args.batch:
+        official_128(batch, args.repeats)
     sampling(64, args.repeats, args.dssgan_model)
 
 

@@ -41,6 +41,11 @@ SETTINGS = [
     ("lr 5e-2 cosine 150", 150, 5e-2, "cosine", None),
     ("lr 5e-2 cosine 200", 200, 5e-2, "cosine", None),
     ("lr 2e-2 constant 800 patience 3", 800, 2e-2, "constant", 3),
+    ("lr 5e-2 cosine 180", 180, 5e-2, "cosine", None),
+    ("lr 1e-1 cosine 150", 150, 1e-1, "cosine", None),
+    ("lr 1e-1 cosine 180", 180, 1e-1, "cosine", None),
+    ("lr 1e-1 cosine 120", 120, 1e-1, "cosine", None),
+    ("lr 2e-1 cosine 150", 150, 2e-1, "cosine", None),
 ]
 
 

@@ -15,7 +15,7 @@ import argparse
 
 import torch
 
-from steer.bench import median_seconds
+from steer.bench import counted_gflop, matmul_peak_gflops, median_seconds
 
 from steer.generators.stylegan_xl import StyleGANXLGenerator, design_config
 
@@ -51,12 +51,17 @@ def main():
     reference_s = median_seconds(run("reference"), args.repeats, run("reference", 1))
     diff = (outputs["fast"] - outputs["reference"]).abs().max().item()
     params = sum(p.numel() for p in G.synthesis.parameters()) / 1e6
+    gflop = counted_gflop(run("fast"))
+    peak = matmul_peak_gflops()
     print(f"StyleGAN-XL synthesis {args.resolution} px (StyleGAN3-T, {len(G.synthesis.layer_names)} layers, "
           f"{params:.1f} M params, widths {args.widths}: channel_base {base}, channel_max {top}), batch {args.batch}, CPU {torch.get_num_threads()} threads, fp32, no grad")
     print(f"    fast path        {args.batch / fast_s:8.3f} images/s  ({fast_s:.2f} s per batch)")
     print(f"    reference order  {args.batch / reference_s:8.3f} images/s  ({reference_s:.2f} s per batch)")
     print(f"    ratio fast / reference: {reference_s / fast_s:.2f}x   max |difference| {diff:.1e} "
           f"(image range {outputs['reference'].abs().max().item():.2f})")
+    print(f"    {gflop:.1f} GFLOP per batch in matrix products and convolutions: fast {gflop / fast_s:.1f} GFLOP/s, "
+          f"reference {gflop / reference_s:.1f} GFLOP/s; fp32 matmul peak of this CPU {peak:.1f} GFLOP/s "
+          f"(fast at {gflop / fast_s / peak:.0%} of it)")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ def run_all(edits):
                 sh("steer", "finetune", "--model", BASE, "--edit", edit, "--out", str(run), *FINETUNE,
                    *(["--walk-weight", "0"] if arm == "augmented" else []))
             if not walk.exists():
-                sh("steer", "walk", "--model", model, "--edit", edit, "--seed", "0", "--out", str(walk.parent))
+                sh("steer", "walk", "--model", model, "--edit", edit, "--steps", "800", "--schedule", "constant",
+                   "--seed", "0", "--out", str(walk.parent))
             if not (run / "quantify" / "quantify.json").exists():
                 sh("steer", "quantify", "--walk", str(walk), "--model", model, "--samples", str(SAMPLES),
                    "--alphas", ",".join(f"{a:g}" for a in EDITS[edit]), "--out", str(run / "quantify"))

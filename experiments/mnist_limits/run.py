@@ -55,7 +55,7 @@ def learn(model, edit, seed):
         return path
     print(f"+ steer walk --model {model} --edit {edit} --seed {seed}", flush=True)
     subprocess.run([sys.executable, "-m", "steer.cli", "walk", "--model", model, "--edit", edit, "--walk", "linear",
-                    "--steps", "800", "--seed", str(seed), "--out", str(path.parent), "--device", "cpu"],
+                    "--steps", "800", "--schedule", "constant", "--seed", str(seed), "--out", str(path.parent), "--device", "cpu"],
                    check=True, env=dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1")))
     (path.parent / "checkpoint.pt").unlink(missing_ok=True)
     return path

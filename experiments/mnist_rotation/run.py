@@ -73,7 +73,8 @@ def walks(seed, walk_steps, arms=ARMS):
         run = ROOT / f"{arm}-s{seed}"
         if not (run / "walk" / "walk.safetensors").is_file():
             steer("walk", "--model", run / "model", "--edit", "rotate", "--alpha-max", 20, "--steps", walk_steps,
-                  "--batch", 16, "--lr", 5e-3, "--seed", seed, "--out", run / "walk", "--device", "cpu")
+                  "--batch", 16, "--lr", 5e-3, "--schedule", "constant", "--seed", seed, "--out", run / "walk",
+                  "--device", "cpu")
 
 
 def joint(seed, joint_steps):
@@ -89,7 +90,7 @@ def extra_walks(seed, walk_steps):
     for edit in EXTRA_ALPHAS:
         if not (run / edit / "walk.safetensors").is_file():
             steer("walk", "--model", run / "model", "--edit", edit, "--steps", walk_steps, "--batch", 16,
-                  "--seed", seed, "--out", run / edit, "--device", "cpu")
+                  "--schedule", "constant", "--seed", seed, "--out", run / edit, "--device", "cpu")
 
 
 def walk_errors(path, alphas, samples):

@@ -71,8 +71,8 @@ def run_all(seeds, class_seeds):
                *TRAIN, "--seed", str(seed))
         walk = run / "zoom" / "walk.safetensors"
         if not walk.exists():
-            sh("steer", "walk", "--model", str(run / "model"), "--edit", "zoom", "--seed", str(seed),
-               "--out", str(run / "zoom"))
+            sh("steer", "walk", "--model", str(run / "model"), "--edit", "zoom", "--steps", "800",
+               "--schedule", "constant", "--seed", str(seed), "--out", str(run / "zoom"))
         targets = [(None, name, RATIOS.get(name), run / "quantify")]
         if name == "per_class":
             targets = [(k, c, r, run / f"quantify_{c}") for k, (c, r) in enumerate(CLASS_RATIOS.items())]

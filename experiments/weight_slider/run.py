@@ -50,7 +50,7 @@ def learn(model, edit, kind, seed):
     out = RUNS / model / f"{edit}-{kind}-s{seed}"
     if not (out / "walk.safetensors").is_file():
         steer("walk", "--model", model, "--edit", edit, "--walk", kind, "--steps", 800, "--batch", 16,
-              "--seed", seed, "--out", out, "--device", "cpu")
+              "--schedule", "constant", "--seed", seed, "--out", out, "--device", "cpu")
         (out / "checkpoint.pt").unlink(missing_ok=True)
     return out / "walk.safetensors"
 
