@@ -115,34 +115,6 @@ def test_results_do_not_depend_on_the_chunk_length():
             assert torch.allclose(g[name], g0[name], atol=1e-5, rtol=1e-5), (chunk_len, name)
 
 
-@pytest.mark.parametrize("length, chunk_len", [(37, 37), (64, 20), (50, 17), (16, 16)])
-def test_blocked_recurrence_matches_the_reference(monkeypatch, length, chunk_len):
-    """The blocked recurrence (small slabs) gives the reference's values and gradients, with
-    chunk and block lengths that leave steps over at the end."""
-    monkeypatch.setattr(scan, "BLOCKED_SLAB", 10**9)
-    monkeypatch.setattr(scan, "_BLOCKED_MIN_STEPS", 2)
-    x = make_inputs(2, 5, 3, length, seed=11)
-    weight = torch.randn(2, 5, length, generator=torch.Generator().manual_seed(12))
-    out, g = grads(selective_scan, x, weight, backend="steer", chunk_len=chunk_len)
-    ref_out, ref_g = grads(selective_scan_reference, x, weight)
-    assert (out - ref_out).abs().max() < 1e-5
-    for name in NAMES:
-        assert torch.allclose(g[name], ref_g[name], atol=1e-4, rtol=1e-4), name
-
-
-def test_blocked_recurrence_is_used_for_small_slabs_only(monkeypatch):
-    calls = []
-    real = scan._states_blocked
-    monkeypatch.setattr(scan, "_states_blocked", lambda *a: calls.append(a[1].shape) or real(*a))
-    with torch.no_grad():
-        call(selective_scan, make_inputs(1, 4, 2, 64), backend="steer", chunk_len=64)  # slab 8: blocked
-        assert calls == [(64, 1, 4, 2)]
-        call(selective_scan, make_inputs(1, 4, 2, 64), backend="steer", chunk_len=8)  # too few steps
-        monkeypatch.setattr(scan, "BLOCKED_SLAB", 4)
-        call(selective_scan, make_inputs(1, 4, 2, 64), backend="steer", chunk_len=64)  # slab over the limit
-    assert len(calls) == 1
-
-
 def test_low_precision_inputs_come_back_in_their_dtype():
     x = make_inputs(2, 4, 3, 10, seed=2)
     x16 = {k: (v.to(torch.bfloat16) if k in ("u", "delta", "B", "C", "z") else v) for k, v in x.items()}

@@ -22,7 +22,7 @@ from steer.generators.dssgan.generator import DSSGANGenerator, init_for_training
 from steer.generators.registry import bundled_models
 
 
-def official_128(batch: int, repeats: int) -> None:
+def official_128(batch: int, repeats: int, peak: float) -> None:
     torch.manual_seed(0)
     G = init_for_training(DSSGANGenerator(official_config(128))).eval().requires_grad_(False)
     z, classes = G.sample(batch, seed=0)
@@ -42,7 +42,6 @@ def official_128(batch: int, repeats: int) -> None:
     reference_s = median_seconds(run("reference"), 1)  # slow: one timed call
     diff = (outputs["steer"] - outputs["reference"]).abs().max().item()
     gflop = counted_gflop(run("steer"))
-    peak = matmul_peak_gflops()
     print(f"(b) official 128 px DSS-GAN, {sum(p.numel() for p in G.parameters()) / 1e6:.2f} M params, "
           f"batch {batch}, CPU {torch.get_num_threads()} threads, eval, no grad")
     print(f"    steer scan        {batch / steer_s:8.3f} images/s  ({steer_s:.2f} s per batch)")
@@ -77,8 +76,9 @@ def main():
     parser.add_argument("--dssgan-model", default="dssgan-shapes32",
                         help="the 32 px DSS-GAN for (c): bundled name or model folder")
     args = parser.parse_args()
+    peak = matmul_peak_gflops()
     for batch in args.batch:
-        official_128(batch, args.repeats)
+        official_128(batch, args.repeats, peak)
     sampling(64, args.repeats, args.dssgan_model)
 
 

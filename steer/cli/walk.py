@@ -16,8 +16,8 @@ from .common import (
 
 # The defaults of a linear walk: on the main job (zoom, dssgan-mnist) 150 cosine steps from a
 # peak lr of 0.1 reach a held-out loss 7 % below the old 800 constant steps at the edit's lr
-# (experiments/bench/main_job.py levers). Nonlinear and
-# slider walks keep the old defaults, which that study did not measure.
+# (experiments/bench/main_job.py levers). Nonlinear and slider walks keep the old defaults,
+# which that study did not measure.
 LINEAR_STEPS, OTHER_STEPS = 150, 800
 COSINE_PEAK_LR = 0.1
 
@@ -28,10 +28,10 @@ def fit_defaults(walk_type: str, edit, steps=None, schedule=None, lr=None):
     steps = steps or (LINEAR_STEPS if linear else OTHER_STEPS)
     schedule = schedule or ("cosine" if linear else "constant")
     if lr is None:
-        # the nonlinear walk is an MLP: a gentler default step than for a few direction vectors
-        lr = edit.lr if walk_type in ("linear", "slider") else edit.lr / 5
         if linear and schedule == "cosine":
             lr = COSINE_PEAK_LR
+        else:  # the nonlinear walk is an MLP: a gentler step than for a few direction vectors
+            lr = edit.lr / 5 if walk_type == "nonlinear" else edit.lr
     return steps, schedule, lr
 
 

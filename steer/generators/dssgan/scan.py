@@ -198,84 +198,14 @@ def _rows(x):
     return x.stride(1) == 1 and x.shape[1] > 1
 
 
-# Steps of one time step's (b, d, n) slab below which the recurrence runs blocked (below): with
-# small slabs (batch 1 at high resolution) each in-place step costs mostly per-op overhead.
-BLOCKED_SLAB = 8192
-_BLOCKED_MIN_STEPS = 16
-
-
-def _states(decay, states, start, scratch=None):
+def _states(decay, states, start):
     """In place: states[t] = decay[t] * states[t-1] + states[t] (states[-1] = start; None = 0).
-    On entry `states` holds the drive delta_t B_t u_t; on exit the hidden states h_t.
-    `scratch` (decay's shape) lets a small-slab recurrence run blocked; decay is not changed."""
-    if scratch is not None and _blocked(states):
-        return _states_blocked(decay, states, start, scratch)
+    On entry `states` holds the drive delta_t B_t u_t; on exit the hidden states h_t."""
     dec, st = decay.unbind(0), states.unbind(0)
     if start is not None:
         st[0].addcmul_(dec[0], start)
     for t in range(1, len(st)):
         st[t].addcmul_(dec[t], st[t - 1])
-
-
-def _blocked(states):
-    return len(states) >= _BLOCKED_MIN_STEPS and states[0].numel() <= BLOCKED_SLAB
-
-
-def _block_len(steps):
-    return max(2, math.isqrt(steps))
-
-
-def _states_blocked(decay, states, start, scratch):
-    """`_states` in about 2 sqrt(T) in-place operations instead of T: the T steps are cut into
-    m blocks of q; the recurrence runs inside all blocks at once from a zero start (q steps,
-    each over m slabs), then each block gets its start state's contribution, the cumulative
-    decay since the block began times the last state of the block before (m steps). The same
-    sums in another order: it agrees with the step-by-step loop to float rounding."""
-    q = _block_len(len(states))
-    m = len(states) // q
-    main = m * q
-    S = states[:main].unflatten(0, (m, q))
-    D = decay[:main].unflatten(0, (m, q))
-    P = torch.cumprod(D, dim=1, out=scratch[:main].unflatten(0, (m, q)))  # decay since the block began
-    for j in range(1, q):
-        S[:, j].addcmul_(D[:, j], S[:, j - 1])
-    if start is not None:
-        S[0].addcmul_(P[0], start)
-    for k in range(1, m):
-        S[k].addcmul_(P[k], S[k - 1, q - 1])
-    for t in range(main, len(states)):  # the steps left over after the last whole block
-        states[t].addcmul_(decay[t], states[t - 1])
-
-
-def _reverse_states(decay, grads, scratch=None):
-    """In place, backwards in time: grads[i] += decay[i + 1] * grads[i + 1] for i = T-2 .. 0
-    (the adjoint recurrence; grads[T-1] is final on entry). Blocked like `_states` when the
-    slab is small; `scratch` (decay's shape) holds the cumulative decays, decay is not changed."""
-    steps = len(grads)
-    if scratch is None or not _blocked(grads):
-        dec, g = decay.unbind(0), grads.unbind(0)
-        for i in range(steps - 2, -1, -1):
-            g[i].addcmul_(dec[i + 1], g[i + 1])
-        return
-    # the recurrence on grads[:T-1] with decay[1:T], started from grads[T-1]; leftover steps
-    # sit at the end, where the backward pass starts
-    G, D, start = grads[:steps - 1], decay[1:steps], grads[steps - 1]
-    q = _block_len(steps - 1)
-    m = (steps - 1) // q
-    main = m * q
-    for i in range(steps - 2, main - 1, -1):
-        G[i].addcmul_(D[i], G[i + 1] if i + 1 < len(G) else start)
-    head = G[main] if main < len(G) else start  # the state after the last whole block
-    S = G[:main].unflatten(0, (m, q))
-    Db = D[:main].unflatten(0, (m, q))
-    P = scratch[:main].unflatten(0, (m, q))  # decay from each step to its block's end, inclusive
-    P[:, q - 1].copy_(Db[:, q - 1])
-    for j in range(q - 2, -1, -1):
-        S[:, j].addcmul_(Db[:, j], S[:, j + 1])
-        torch.mul(Db[:, j], P[:, j + 1], out=P[:, j])
-    S[m - 1].addcmul_(P[m - 1], head)
-    for k in range(m - 2, -1, -1):
-        S[k].addcmul_(P[k], S[k + 1, 0])
 
 
 def _fill_chunk(decay, drive, delta_c, du_c, A_log2e, B_c):
@@ -309,21 +239,19 @@ class _ChunkedScan(torch.autograd.Function):
         # the state before each chunk, kept for backward (the first is never read: chunk 0 starts
         # from zero); without gradients one slot, overwritten chunk by chunk, is enough
         keep_starts = any(ctx.needs_input_grad[:5])
-        starts = u.new_empty(len(chunks) if keep_starts else 1, b, d, n)
-        slot = (lambda k: k) if keep_starts else (lambda k: 0)
+        starts = u.new_empty(max(1, len(chunks)) if keep_starts else 1, b, d, n)
         T = min(chunk_len, length)
         decay, hidden = u.new_empty(T, b, d, n), u.new_empty(T, b, d, n)
-        scratch = u.new_empty(T, b, d, n) if _blocked(hidden) else None
         for k, (s, e) in enumerate(chunks):
             t = e - s
             dec, hid = decay[:t], hidden[:t]
             _fill_chunk(dec, hid, delta_t[s:e], du_t[s:e], A_log2e, B_t[s:e])
-            _states(dec, hid, starts[slot(k)] if k else None, None if scratch is None else scratch[:t])
+            _states(dec, hid, starts[k if keep_starts else 0] if k else None)
             # y_t = <h_t, C_t>, as (1, n) @ (n, d) products (much faster than (d, n) @ (n, 1) on CPU)
             torch.bmm(C_t[s:e].view(t * b, 1, n), hid.view(t * b, d, n).transpose(1, 2),
                       out=y_t[s:e].view(t * b, 1, d))
             if k + 1 < len(chunks):
-                starts[slot(k + 1)].copy_(hid[t - 1])
+                starts[k + 1 if keep_starts else 0].copy_(hid[t - 1])
         ctx.chunk_len = chunk_len
         ctx.layouts = (_rows(u), _rows(delta), _rows(B), _rows(C))  # gradients come back alike
         ctx.save_for_backward(delta_t, u_t, du_t, A, B_t, C_t, starts)
@@ -345,7 +273,6 @@ class _ChunkedScan(torch.autograd.Function):
         A_log2e = A * _LOG2E
         T = min(chunk_len, length)
         decay, hidden, grad = (delta_t.new_empty(T, b, d, n) for _ in range(3))
-        scratch = delta_t.new_empty(T, b, d, n) if _blocked(hidden) else None
         carry = None  # exp(delta_{s'} A) g_{s'} at the first step s' of the chunk after this one
         chunks = _chunks(length, chunk_len)
         for k in range(len(chunks) - 1, -1, -1):
@@ -354,14 +281,16 @@ class _ChunkedScan(torch.autograd.Function):
             dec, hid, g = decay[:t], hidden[:t], grad[:t]
             start = starts[k] if k else None
             _fill_chunk(dec, hid, delta_t[s:e], du_t[s:e], A_log2e, B_t[s:e])
-            _states(dec, hid, start, None if scratch is None else scratch[:t])
+            _states(dec, hid, start)
             if need_C:  # dC_t = sum_d dy_t h_t
                 torch.bmm(dy_t[s:e].view(t * b, 1, d), hid.view(t * b, d, n), out=g_C[s:e].view(t * b, 1, n))
             # g_t = C_t dy_t + decay_{t+1} g_{t+1}, run backwards through the chunk
             torch.mul(dy_t[s:e].unsqueeze(-1), C_t[s:e].unsqueeze(2), out=g)
             if carry is not None:
                 g[t - 1].add_(carry)
-            _reverse_states(dec, g, None if scratch is None else scratch[:t])
+            dec_steps, g_steps = dec.unbind(0), g.unbind(0)
+            for i in range(t - 2, -1, -1):
+                g_steps[i].addcmul_(dec_steps[i + 1], g_steps[i + 1])
             # through the drive delta u B: d(delta u) = sum_n g B, dB = sum_d g delta u
             torch.bmm(B_t[s:e].view(t * b, 1, n), g.view(t * b, d, n).transpose(1, 2),
                       out=g_du[s:e].view(t * b, 1, d))
