@@ -121,6 +121,15 @@ main()
 """
 
 
+def steer_wall_seconds(args, env=None) -> float:
+    """Wall seconds of `steer ARGS` in a child python, start-up included, as a user sees it;
+    its output is discarded and a failure raises."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "steer.cli", *map(str, args)], check=True, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
 def run_steer_with_peak(args, env=None, timeout=None, check=False, capture=True):
     """`steer ARGS` in a child python; returns (CompletedProcess, the child's peak resident
     memory in MiB: VmHWM of its own address space since exec, None if it did not report)."""

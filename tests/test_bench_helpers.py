@@ -1,7 +1,10 @@
-"""The FLOP count and matmul ceiling the benchmarks print GFLOP/s against."""
+"""The FLOP count and matmul ceiling the benchmarks print GFLOP/s against, and their child timer."""
+import subprocess
+
+import pytest
 import torch
 
-from steer.bench import counted_gflop, matmul_peak_gflops
+from steer.bench import counted_gflop, matmul_peak_gflops, steer_wall_seconds
 
 
 def test_counted_gflop_is_two_per_multiply_add_of_convolutions_and_products():
@@ -14,3 +17,9 @@ def test_counted_gflop_is_two_per_multiply_add_of_convolutions_and_products():
 
 def test_matmul_peak_is_a_positive_rate():
     assert matmul_peak_gflops(size=128, repeats=2) > 0.01
+
+
+def test_steer_wall_seconds_times_a_real_child_and_raises_on_its_failure():
+    assert 0 < steer_wall_seconds(["--help"]) < 60
+    with pytest.raises(subprocess.CalledProcessError):
+        steer_wall_seconds(["no-such-command"])

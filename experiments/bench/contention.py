@@ -20,17 +20,16 @@ import sys
 import tempfile
 import time
 
+from steer.bench import steer_wall_seconds
+
 MODEL = "dssgan-mnist"
 BUSY_LOOP = "x = 0\nwhile True:\n    x += 1\n"
 
 
 def walk_seconds(policy: str, steps: int, out: str) -> float:
     threads = [] if policy == "auto" else ["--threads", policy]
-    command = [sys.executable, "-m", "steer.cli", *threads, "walk", "--model", MODEL, "--edit", "zoom",
-               "--steps", str(steps), "--out", out]
-    started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    return steer_wall_seconds([*threads, "walk", "--model", MODEL, "--edit", "zoom", "--steps", steps,
+                               "--out", out])
 
 
 def contended_seconds(policy: str, steps: int, out: str) -> float:

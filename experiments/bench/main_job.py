@@ -20,11 +20,11 @@ import argparse
 import json
 import math
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from steer.bench import steer_wall_seconds
 
 HERE = Path(__file__).resolve().parent
 MODEL = "dssgan-mnist"
@@ -94,10 +94,7 @@ def levers(names=None):
 
 
 def wall(args):
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "steer.cli", *args], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, env=dict(os.environ, STEER_THREADS=os.environ.get("STEER_THREADS", "2")))
-    return time.perf_counter() - started
+    return steer_wall_seconds(args, env=dict(os.environ, STEER_THREADS=os.environ.get("STEER_THREADS", "2")))
 
 
 def time_commands(rounds):

@@ -227,8 +227,10 @@ def measure(seeds, samples):
         for seed in seeds:
             path = ROOT / pattern.format(seed)
             record = PER_SEED / f"{arm}-s{seed}.json"
-            # records from before the recognition check are measured again
-            if path.is_file() and (not record.is_file() or "recognised" not in json.loads(record.read_text())):
+            # records from other settings (or before the recognition check) are measured again
+            stale = not record.is_file() or json.loads(record.read_text()).get("settings") != SETTINGS \
+                or "recognised" not in json.loads(record.read_text())
+            if path.is_file() and stale:
                 measure_seed(arm, seed, path, samples)
     table = {}
     for arm in walk_files:
