@@ -93,14 +93,17 @@ def extra_walks(seed, walk_steps):
                   "--schedule", "constant", "--seed", seed, "--out", run / edit, "--device", "cpu")
 
 
-def walk_errors(path, alphas, samples):
-    """Mean masked L2 between G(walk(z, a)) and edit(G(z), a), per alpha, over `samples` latents."""
+def load_steering(path):
     import torch
 
     from steer import Steering
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    steering, _ = Steering.load(path, device="cpu")
+    return Steering.load(path, device="cpu")[0]
+
+
+def walk_errors(steering, alphas, samples):
+    """Mean masked L2 between G(walk(z, a)) and edit(G(z), a), per alpha, over `samples` latents."""
     errors = []
     for a in alphas:
         total = 0.0
@@ -132,12 +135,13 @@ def extras(seeds, samples):
         jobs += [(edit, "plain", ROOT / f"plain-s{seed}" / edit / "walk.safetensors") for edit in EXTRA_ALPHAS]
         for edit, arm, path in jobs:
             record_file = PER_SEED / f"extra-{edit}-{arm}-s{seed}.json"
-            if not path.is_file() or record_file.is_file():
+            if not path.is_file() or (record_file.is_file()
+                                       and json.loads(record_file.read_text()).get("settings") == SETTINGS):
                 continue
             record = {"edit": edit, "arm": arm, "seed": seed, "walk": str(path), "settings": SETTINGS,
                       **quantify(path, edit, path.parent / f"quantify_{arm}_{edit}")}
             if edit in EXTRA_ALPHAS:
-                record.update(alphas=list(EXTRA_ALPHAS[edit]), errors=walk_errors(path, EXTRA_ALPHAS[edit], samples),
+                record.update(alphas=list(EXTRA_ALPHAS[edit]), errors=walk_errors(load_steering(path), EXTRA_ALPHAS[edit], samples),
                               samples=samples)
             record_file.write_text(json.dumps(record, indent=1) + "\n")
     extras_table()
@@ -150,7 +154,7 @@ def extras_table():
     failed = set()  # the GANs the measure stage found at chance-level recognition
     for f in PER_SEED.glob("*-s*.json"):
         r = json.loads(f.read_text())
-        if "arm" in r and "edit" not in r and r.get("recognised", 1.0) < COLLAPSED:
+        if "arm" in r and "edit" not in r and r["settings"] == SETTINGS and r.get("recognised", 1.0) < COLLAPSED:
             failed.add((r["arm"], r["seed"]))
     left_out = sorted({(r["edit"], r["arm"], r["seed"]) for r in records if (r["arm"], r["seed"]) in failed})
     records = [r for r in records if (r["arm"], r["seed"]) not in failed]
@@ -191,15 +195,13 @@ def extras_table():
             print(f"walk error {name}: " + "  ".join(f"{a:g}: {cell(m, 4)}" for a, m in zip(e["alphas"], e["errors"])))
 
 
-def recognised(path, n=1000):
+def recognised(steering, n=1000):
     """Share of the walk's generator's samples the bundled digit classifier reads as the digit
     asked for: a collapsed GAN makes blank images, whose walk error is small and meaningless."""
     import torch
 
-    from steer import Steering
     from steer.classifier import MNIST_CLASSIFIER, accuracy, load_classifier
 
-    steering, _ = Steering.load(path, device="cpu")
     latent, classes = steering.sample(n, seed=777)
     with torch.no_grad():
         images = torch.cat([steering.synthesize(latent[i:i + 250], classes[i:i + 250]) for i in range(0, n, 250)])
@@ -209,8 +211,9 @@ def recognised(path, n=1000):
 def measure_seed(arm, seed, path, samples):
     """Walk error per alpha of one arm and seed, kept in per_seed/ (committed), so a table can
     be made from seeds trained in different sessions."""
-    record = {"arm": arm, "seed": seed, "alphas": list(ALPHAS), "errors": walk_errors(path, ALPHAS, samples),
-              "recognised": recognised(path), "samples": samples, "walk": str(path), "settings": SETTINGS}
+    steering = load_steering(path)
+    record = {"arm": arm, "seed": seed, "alphas": list(ALPHAS), "errors": walk_errors(steering, ALPHAS, samples),
+              "recognised": recognised(steering), "samples": samples, "walk": str(path), "settings": SETTINGS}
     PER_SEED.mkdir(exist_ok=True)
     (PER_SEED / f"{arm}-s{seed}.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
