@@ -16,19 +16,47 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 MODELS = ("biggan-deep-512", "stylegan-xl-256")
 
 
-def status_kib(field):
-    with open("/proc/self/status") as status:
+def status_kib(field, pid="self"):
+    with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
+    raise RuntimeError(f"{field} not in /proc/{pid}/status")
+
+
+def run_child(command):
+    """Run one configuration, watching its peak resident size from outside, so that a child the
+    kernel kills for memory still tells how far it got. Returns (returncode, stdout, stderr, peak GiB seen)."""
+    # files, not pipes: a child that writes much while we only poll would block on a full pipe
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child_process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        peak_kib = 0
+        while child_process.poll() is None:
+            try:
+                peak_kib = max(peak_kib, status_kib("VmHWM", child_process.pid))
+            except (OSError, RuntimeError):
+                pass  # the child is between states or already gone
+            time.sleep(0.5)
+        out.seek(0)
+        err.seek(0)
+        return child_process.returncode, out.read(), err.read(), peak_kib / 2**20
+
+
+def failure_reason(returncode, peak_seen_gib):
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        why = " (the kernel's out-of-memory killer, most likely: see dmesg)" if name == "SIGKILL" else ""
+        return f"killed by {name}{why} after a peak of at least {peak_seen_gib:.2f} GiB"
+    return f"exit status {returncode} after a peak of at least {peak_seen_gib:.2f} GiB"
 
 
 def build(name):
@@ -77,17 +105,20 @@ def main():
     if args.child:
         child(args.child[0], args.child[1] == "on", args.batch, args.threads)
         return
-    rows = []
+    rows, failures = [], []
     for name in args.models.split(","):
         if name not in MODELS:
             parser.error(f"--models: choose from {', '.join(MODELS)}")
         for mode in ("off", "on"):
-            done = subprocess.run([sys.executable, __file__, "--child", name, mode, "--batch", str(args.batch),
-                                   "--threads", str(args.threads)], capture_output=True, text=True)
-            if done.returncode != 0:
-                print(f"{name} checkpointing {mode}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+            returncode, stdout, stderr, peak_seen = run_child(
+                [sys.executable, __file__, "--child", name, mode, "--batch", str(args.batch),
+                 "--threads", str(args.threads)])
+            if returncode != 0:
+                reason = failure_reason(returncode, peak_seen)
+                print(f"{name} checkpointing {mode}: failed, {reason}\n{stderr[-2000:]}", file=sys.stderr)
+                failures.append((name, mode, reason))
                 continue
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            rows.append(json.loads(stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
     print(f"\none zoom-walk step, batch {args.batch}, {args.threads} threads, fp32, CPU, random weights")
     print(f"{'model':18} {'params':>8} {'checkpointing':>13} {'resident before':>16} {'peak':>9} "
@@ -96,6 +127,8 @@ def main():
         print(f"{r['model']:18} {r['params_m']:7.1f}M {('on' if r['checkpointing'] else 'off'):>13} "
               f"{r['resident_before_gib']:14.2f} G {r['peak_gib']:7.2f} G "
               f"{r['peak_gib'] - r['resident_before_gib']:12.2f} G {r['step_seconds']:8.1f}")
+    for name, mode, reason in failures:
+        print(f"{name:18} {'':>8} {mode:>13}   failed: {reason}")
 
 
 if __name__ == "__main__":
