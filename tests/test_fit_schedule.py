@@ -43,8 +43,8 @@ def test_walk_defaults_by_walk_type():
     from steer.cli.walk import fit_defaults
     from steer.edits import get_edit
     zoom = get_edit("zoom")
-    assert fit_defaults("linear", zoom) == (150, "cosine", 0.1)
-    assert fit_defaults("linear", zoom, schedule="constant") == (150, "constant", zoom.lr)
+    assert fit_defaults("linear", zoom) == (100, "cosine", 0.2)
+    assert fit_defaults("linear", zoom, schedule="constant") == (100, "constant", zoom.lr)
     assert fit_defaults("linear", zoom, steps=800, lr=1e-3) == (800, "cosine", 1e-3)
     assert fit_defaults("nonlinear", zoom) == (800, "constant", zoom.lr / 5)
     assert fit_defaults("slider", zoom) == (800, "constant", zoom.lr)

@@ -100,8 +100,7 @@ def levers(names=None):
 # the default candidates on the other bundled models and edits: a default lr is one value for
 # every model and edit, so it must not only suit the main job
 OTHER_JOBS = [("dcgan-mnist", "zoom"), ("dcgan-mnist", "shift_x"), ("dcgan-mnist", "rotate"),
-              ("dcgan-shapes32", "zoom"), ("dcgan-shapes32", "shift_x"), ("dcgan-shapes32", "colour"),
-              ("dssgan-shapes32", "zoom")]
+              ("dcgan-shapes32", "zoom"), ("dcgan-shapes32", "shift_x"), ("dcgan-shapes32", "colour")]
 OTHER_SETTINGS = [("edit's lr constant 800", 800, None, "constant"), ("lr 1e-1 cosine 150", 150, 1e-1, "cosine"),
                   ("lr 2e-1 cosine 100", 100, 2e-1, "cosine")]
 
