@@ -236,6 +236,11 @@ def measure(seeds, samples):
             if path.is_file() and stale:
                 measure_seed(arm, seed, path, samples)
     table = {}
+    # GANs stopped in training because D had won outright (runs/.../COLLAPSED, written by whoever
+    # stopped them, with the evidence): they have no walk, but they count in how often GANs fail
+    stopped = {arm: [{"seed": seed, "reason": (ROOT / f"{base}-s{seed}" / "COLLAPSED").read_text().strip()}
+                     for seed in seeds if (ROOT / f"{base}-s{seed}" / "COLLAPSED").is_file()]
+               for arm, base in (("plain", "plain"), ("augmented", "augmented"), ("joint", "augmented"))}
     for arm in walk_files:
         per_seed = sorted((json.loads(f.read_text()) for f in PER_SEED.glob(f"{arm}-s*.json")),
                           key=lambda r: r["seed"])
@@ -252,20 +257,22 @@ def measure(seeds, samples):
                       # left out of the mean: their samples are blank or ignore the class (chance-level
                       # recognition), so their walk error says nothing about steering digits
                       "collapsed": [{"seed": r["seed"], "recognised": r["recognised"], "errors": r["errors"]}
-                                    for r in collapsed]}
+                                    for r in collapsed],
+                      "stopped_in_training": stopped[arm]}
     result = {"alphas": list(ALPHAS), "samples": samples, "units": "masked per-sample L2 on images in [-1, 1]",
               "settings": SETTINGS, "arms": table}
     (HERE / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"{'arm':<10}" + "".join(f"{a:>16}" for a in ALPHAS))
     for arm, r in table.items():
-        cells = "".join(f"{m:9.4f}±{h:<6.4f}" if h == h else f"{m:9.4f}{'':7}" for m, h in
+        cells = "".join(f"{m:9.4f}±{h:<6.4f}" if not np.isnan(h) else f"{m:9.4f}{'':7}" for m, h in
                         zip(r["mean"], r["ci95_half_width"]))
         seeds = ", ".join(f"{p['seed']}: {p.get('recognised', float('nan')):.0%}" for p in r["per_seed"])
         print(f"{arm:<10}{cells}   (seeds, share of samples recognised: {seeds})")
-        for r in table[arm]["collapsed"]:
-            print(f"{'':10}left out: seed {r['seed']} failed ({r['recognised']:.0%} recognised as the digit asked, "
-                  "chance 10%); its errors "
-                  + " ".join(f"{e:.4f}" for e in r["errors"]))
+        for failed in r["collapsed"]:
+            print(f"{'':10}left out: seed {failed['seed']} failed ({failed['recognised']:.0%} recognised as the digit "
+                  "asked, chance 10%); its errors " + " ".join(f"{e:.4f}" for e in failed["errors"]))
+        for failed in r["stopped_in_training"]:
+            print(f"{'':10}left out: seed {failed['seed']} GAN {failed['reason']}")
     print("official (notebook outputs, mean over 10k z):")
     for arm, values in OFFICIAL.items():
         print(f"{arm:<10}" + "".join(f"{v:16.2f}" for v in values))
@@ -307,9 +314,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2", help="GAN training seeds, comma-separated")
     parser.add_argument("--stage", default="all", choices=["all", "train", "walks", "joint", "measure", "extras"])
-    parser.add_argument("--steps", type=int, default=3000, help="GAN training steps (batch 32)")
+    parser.add_argument("--steps", type=int, default=2000, help="GAN training steps (batch 32)")
     parser.add_argument("--walk-steps", type=int, default=800)
-    parser.add_argument("--joint-steps", type=int, default=1000, help="fine-tuning steps, 200 of them D alone")
+    parser.add_argument("--joint-steps", type=int, default=500, help="fine-tuning steps, 200 of them D alone")
     parser.add_argument("--samples", type=int, default=2000, help="latents per alpha for the error")
     parser.add_argument("--arms", default=",".join(ARMS), help="the arms to train (joint needs augmented's GAN)")
     parser.add_argument("--extra-seeds", default="0", help="GAN seeds that also get shift_x and zoom walks")
