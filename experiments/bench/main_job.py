@@ -53,6 +53,21 @@ SETTINGS = [
 ]
 
 
+def held_out_loss(G, walk, edit):
+    """The masked L2 of a walk on the same 512 held-out latents for every setting."""
+    from steer.fit import FitConfig, evaluate_walk
+    return evaluate_walk(G, walk, edit, FitConfig(), batches=HELD_OUT_BATCHES, seed_offset=3 * 10**6)
+
+
+def load_results():
+    out = HERE / "main_job.json"
+    return json.loads(out.read_text()) if out.is_file() else {}
+
+
+def save_results(results):
+    (HERE / "main_job.json").write_text(json.dumps(results, indent=1) + "\n")
+
+
 def levers(names=None):
     import torch
 
@@ -62,18 +77,12 @@ def levers(names=None):
     from steer.walks import LinearWalk, make_walk
 
     torch.set_num_threads(1)
-    out = HERE / "main_job.json"
-    results = json.loads(out.read_text()) if out.is_file() else {}
+    results = load_results()
     G = load_generator(MODEL, device="cpu")
     edit = get_edit("zoom")
     shape = G.latent_shape(G.default_space)
-
-    def held_out(walk, config):
-        return evaluate_walk(G, walk, edit, config, batches=HELD_OUT_BATCHES, seed_offset=3 * 10**6)
-
-    base = FitConfig()
     if "zero walk" not in results:
-        results["zero walk"] = {"held_out": held_out(LinearWalk(shape, sliders=edit.sliders, init_std=0.0), base)}
+        results["zero walk"] = {"held_out": held_out_loss(G, LinearWalk(shape, sliders=edit.sliders, init_std=0.0), edit)}
     for name, steps, lr, schedule, patience in SETTINGS:
         if name in results or (names and name not in names):
             continue
@@ -84,16 +93,16 @@ def levers(names=None):
         results[name] = {"steps": steps, "lr": lr, "schedule": schedule, "patience": patience,
                          "steps_run": fitted.steps_done, "kept_step": fitted.best_step,
                          "cpu_seconds": time.process_time() - started,
-                         "held_out": held_out(walk, config), "cli_held_out": evaluate_walk(G, walk, edit, config)}
+                         "held_out": held_out_loss(G, walk, edit), "cli_held_out": evaluate_walk(G, walk, edit, config)}
         print(name, results[name], flush=True)
-        out.write_text(json.dumps(results, indent=1) + "\n")
-    out.write_text(json.dumps(results, indent=1) + "\n")
+        save_results(results)
+    save_results(results)
     zero = results["zero walk"]["held_out"]
     old = results["old default"]["held_out"] if "old default" in results else math.nan
     print(f"\nheld-out masked L2 on {HELD_OUT_BATCHES * 16} latents ({MODEL}, zoom, seed 0); zero walk {zero:.4f}")
     print(f"{'setting':34} {'steps run':>9} {'held-out':>9} {'/ old':>7}")
     for name, r in results.items():
-        if name != "zero walk":
+        if "steps_run" in r:  # the settings, not the zero walk or the other models
             print(f"{name:34} {r['steps_run']:9d} {r['held_out']:9.4f} {r['held_out'] / old:7.3f}")
 
 
@@ -112,32 +121,27 @@ def other_models():
 
     from steer import load_generator
     from steer.edits import get_edit
-    from steer.fit import FitConfig, evaluate_walk, fit_walk
+    from steer.fit import FitConfig, fit_walk
     from steer.walks import LinearWalk, make_walk
 
     torch.set_num_threads(1)
-    out = HERE / "main_job.json"
-    results = json.loads(out.read_text()) if out.is_file() else {}
+    results = load_results()
     others = results.setdefault("other models", {})
     for model, edit_name in OTHER_JOBS:
         G = load_generator(model, device="cpu")
         edit = get_edit(edit_name)
         shape = G.latent_shape(G.default_space)
         job = others.setdefault(f"{model} {edit_name}", {})
-
-        def held_out(walk, G=G, edit=edit):
-            return evaluate_walk(G, walk, edit, FitConfig(), batches=HELD_OUT_BATCHES, seed_offset=3 * 10**6)
-
         if "zero walk" not in job:
-            job["zero walk"] = held_out(LinearWalk(shape, sliders=edit.sliders, init_std=0.0))
+            job["zero walk"] = held_out_loss(G, LinearWalk(shape, sliders=edit.sliders, init_std=0.0), edit)
         for name, steps, lr, schedule in OTHER_SETTINGS:
             if name in job:
                 continue
             walk = make_walk("linear", edit, shape, G.resolution, seed=0)
             fit_walk(G, walk, edit, FitConfig(steps=steps, lr=lr or edit.lr, schedule=schedule, seed=0), progress=False)
-            job[name] = held_out(walk)
+            job[name] = held_out_loss(G, walk, edit)
             print(model, edit_name, name, f"{job[name]:.4f}", flush=True)
-            out.write_text(json.dumps(results, indent=1) + "\n")
+            save_results(results)
     print(f"\nheld-out masked L2 on {HELD_OUT_BATCHES * 16} latents, seed 0, 1 thread; / old = against the edit's lr "
           "constant 800")
     print(f"{'model and edit':24} {'zero walk':>9}" + "".join(f"{name:>26}" for name, *_ in OTHER_SETTINGS))

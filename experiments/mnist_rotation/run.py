@@ -260,8 +260,13 @@ def measure(seeds, samples):
                       "collapsed": [{"seed": r["seed"], "recognised": r["recognised"], "errors": r["errors"]}
                                     for r in collapsed],
                       "stopped_in_training": stopped[arm]}
+    exact_p = {f"{lower} < {upper}": [exact_p_lower(np.array([r["errors"][i] for r in table[lower]["per_seed"]]),
+                                                  np.array([r["errors"][i] for r in table[upper]["per_seed"]]))
+                                    for i in range(len(ALPHAS))]
+               for lower, upper in (("augmented", "plain"), ("joint", "plain"), ("joint", "augmented"))
+               if lower in table and upper in table}
     result = {"alphas": list(ALPHAS), "samples": samples, "units": "masked per-sample L2 on images in [-1, 1]",
-              "settings": SETTINGS, "arms": table}
+              "settings": SETTINGS, "arms": table, "exact_p_below": exact_p}
     (HERE / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"{'arm':<10}" + "".join(f"{a:>16}" for a in ALPHAS))
     for arm, r in table.items():
@@ -285,15 +290,8 @@ def measure(seeds, samples):
                 theirs = np.array(OFFICIAL[arm]) / np.array(OFFICIAL["plain"])
                 print(f"{arm:<10}" + "".join(f"{o:9.2f} | {t:<4.2f}" for o, t in zip(ours, theirs)))
         print("exact one-sided permutation p that the first arm's mean error is below the second's, over GAN seeds:")
-        result["exact_p_below"] = {}
-        for lower, upper in (("augmented", "plain"), ("joint", "plain"), ("joint", "augmented")):
-            if lower in table and upper in table:
-                ps = [exact_p_lower(np.array([r["errors"][i] for r in table[lower]["per_seed"]]),
-                                    np.array([r["errors"][i] for r in table[upper]["per_seed"]]))
-                      for i in range(len(ALPHAS))]
-                result["exact_p_below"][f"{lower} < {upper}"] = ps
-                print(f"{lower + ' < ' + upper:<20}" + "".join(f"{p:16.3f}" for p in ps))
-        (HERE / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+        for pair, ps in result["exact_p_below"].items():
+            print(f"{pair:<20}" + "".join(f"{p:16.3f}" for p in ps))
     figure(table)
 
 
